@@ -1,0 +1,43 @@
+# The few commands people need. `make run` starts everything; `make test` proves it works.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+# The CPU wheel on CI machines; on a GPU host pip picks the CUDA build of the same version.
+TORCH ?= torch==2.13.0
+
+.PHONY: run test lint bench faults clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml
+	$(BIN)/pip install -q "$(TORCH)"
+	# openai-whisper without triton (CUDA-only, ~1 GB); its other needs come from [models].
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	$(BIN)/pip install -q -e ".[models,test]" -e ./client
+	touch $@
+
+run: $(VENV)/.installed
+	PORT=$(PORT) ./scripts/run-local.sh
+
+test: $(VENV)/.installed
+	./scripts/system-deps.sh
+	./scripts/services.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed
+	./scripts/services.sh
+	$(BIN)/python -m bench.run_all
+
+faults: $(VENV)/.installed
+	./scripts/services.sh
+	$(BIN)/python -m bench.faults.run_all
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,83 @@
+"""The Flask API. ``create_app()`` builds it from small ``register_*`` steps."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from core.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    register_config(app, settings)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    ensure_bootstrap_key(app)
+    return app
+
+
+def register_config(app: Flask, settings: Settings) -> None:
+    app.config["HARK"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def register_extensions(app: Flask) -> None:
+    from app.auth import init_auth
+    from app.extensions import celery, db, waiter
+    from workers.celery_app import celery_config
+
+    settings: Settings = app.config["HARK"]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.configure(settings.database_url)
+    celery.conf.update(celery_config(settings))
+    waiter.configure(settings.database_url)
+    init_auth(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import diagnostics, health, tasks
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(tasks.bp)
+    if app.config["HARK"].diagnostics:
+        app.register_blueprint(diagnostics.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.commands import register_commands as register
+
+    register(app)
+
+
+def ensure_bootstrap_key(app: Flask) -> None:
+    """With ``API_BOOTSTRAP_KEY`` set, make sure that admin key exists."""
+    from app.extensions import db
+    from core.keys import ensure_bootstrap_key as ensure
+
+    raw = app.config["HARK"].api_bootstrap_key
+    if not raw:
+        return
+    try:
+        with db.transaction() as session:
+            ensure(session, raw)
+    except IntegrityError:  # another process created it at the same moment
+        pass
+    except (OperationalError, ProgrammingError) as exc:  # not migrated yet, or DB down
+        logging.getLogger(__name__).info(
+            "bootstrap key not ensured yet (%s); `flask db upgrade` ensures it",
+            str(exc.orig).splitlines()[0],
+        )

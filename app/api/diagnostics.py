@@ -1,0 +1,28 @@
+"""``POST /diagnostics/sleep``: a real task that sleeps, for tests and benchmarks.
+
+Registered only with ``DIAGNOSTICS=1``. It travels the same path as a real analysis.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app.bodies import load_json
+from app.endpoints import DeferOption, Endpoint
+from app.schemas import SleepRequest
+
+bp = Blueprint("diagnostics", __name__, url_prefix="/diagnostics")
+sleep_endpoint = Endpoint(
+    name="diagnostics_sleep",
+    path="/diagnostics/sleep",
+    summary="Sleep on a worker, then complete or fail",
+    defer_option=DeferOption.OPTIONAL,
+)
+sleep_request = SleepRequest()
+
+
+@bp.post("/sleep")
+def sleep():
+    body = load_json(sleep_request)
+    routing = {k: body.pop(k) for k in ("priority", "device", "queue")}
+    return sleep_endpoint.submit(body, **routing)

@@ -1,0 +1,106 @@
+"""``/tasks``: count, list, get, delete (cancels), retry. Scoped to the caller's owner."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Blueprint, jsonify
+from sqlalchemy import func, select
+
+from app.auth import current_principal
+from app.bodies import load_args
+from app.errors import APIError, not_found
+from app.extensions import celery, db
+from app.schemas import TaskListArgs, TaskSchema, decode_cursor, encode_cursor
+from core import dispatch, lifecycle
+from core.models import Task, TaskCount
+from core.status import RETRYABLE, TaskStatus
+
+log = logging.getLogger(__name__)
+bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+task_schema = TaskSchema()
+list_args = TaskListArgs()
+
+
+def owned_task(session, task_id: uuid.UUID) -> Task:
+    """The caller's task, or 404 (another owner's task does not exist for you)."""
+    task = session.scalar(
+        select(Task).where(Task.id == task_id, Task.owner == current_principal().owner)
+    )
+    if task is None:
+        raise not_found("task")
+    return task
+
+
+@bp.get("/count")
+def count_tasks():
+    """Tasks per status, read from trigger-maintained counters (no table scan)."""
+    counts = {status.value: 0 for status in TaskStatus}
+    with db.session() as session:
+        rows = session.execute(
+            select(TaskCount.status, func.sum(TaskCount.n))
+            .where(TaskCount.owner == current_principal().owner)
+            .group_by(TaskCount.status)
+        )
+        for status, n in rows:
+            if status in counts:
+                counts[status] = int(n)
+    counts["total"] = sum(counts.values())
+    return jsonify(counts)
+
+
+@bp.get("")
+def list_tasks():
+    """Newest first. ``page``/``per_page`` as in Aana; ``cursor`` pages at any depth."""
+    args = load_args(list_args)
+    query = select(Task).where(Task.owner == current_principal().owner)
+    if args["status"]:
+        query = query.where(Task.status == args["status"])
+    per_page = args["per_page"]
+    if args["cursor"]:
+        query = query.where(Task.seq < decode_cursor(args["cursor"]))
+    else:
+        query = query.offset((args["page"] - 1) * per_page)
+    query = query.order_by(Task.seq.desc()).limit(per_page)
+    with db.session() as session:
+        tasks = list(session.scalars(query))
+    next_cursor = encode_cursor(tasks[-1].seq) if len(tasks) == per_page else None
+    return jsonify({"tasks": task_schema.dump(tasks, many=True), "next_cursor": next_cursor})
+
+
+@bp.get("/<uuid:task_id>")
+def get_task(task_id: uuid.UUID):
+    with db.session() as session:
+        return jsonify(task_schema.dump(owned_task(session, task_id)))
+
+
+@bp.delete("/<uuid:task_id>")
+def delete_task(task_id: uuid.UUID):
+    """Delete the task; if queued or running it is revoked and can never complete."""
+    with db.transaction() as session:
+        task = owned_task(session, task_id)
+        body = task_schema.dump(task)
+        lifecycle.delete_task(session, task.id)
+    if body["status"] in ("created", "assigned", "running", "not_finished"):
+        try:
+            celery.control.revoke(str(task_id))
+        except Exception as exc:  # the row is gone, so the task cannot complete anyway
+            log.warning("could not broadcast revoke of %s: %s", task_id, exc)
+    return jsonify(body)
+
+
+@bp.post("/<uuid:task_id>/retry")
+def retry_task(task_id: uuid.UUID):
+    """Send a ``failed`` or ``not_finished`` task back to ``created`` and enqueue it."""
+    with db.transaction() as session:
+        task = owned_task(session, task_id)
+        if task.status not in RETRYABLE:
+            raise APIError(409, "conflict",
+                           f"only failed or not_finished tasks can be retried; "
+                           f"this one is {task.status}")
+        task = lifecycle.reset_for_retry(session, task)
+    if not dispatch.republish(db, celery, task):
+        raise dispatch.BrokerUnavailable("could not enqueue the retry")
+    with db.session() as session:
+        return jsonify(task_schema.dump(owned_task(session, task_id)))

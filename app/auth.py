@@ -1,0 +1,66 @@
+"""API-key authentication: every route needs ``x-api-key`` unless marked ``@public``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, current_app, g, request
+
+from app.errors import APIError
+from app.extensions import db, principals
+from core.keys import Principal, find_principal
+
+
+def public(view: Callable) -> Callable:
+    """Mark a view as reachable without an API key."""
+    view._public = True  # type: ignore[attr-defined]
+    return view
+
+
+def admin_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_principal().is_admin:
+            raise APIError(403, "forbidden", "this operation needs an admin key")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def _presented_key() -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def authenticate() -> None:
+    if request.endpoint is None:  # no such route: let the 404/405 answer stand
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or getattr(view, "_public", False):
+        return
+    raw = _presented_key()
+    if not raw:
+        raise APIError(401, "unauthorized", "missing API key: send it in the x-api-key header")
+    principal = principals.get(raw)
+    if principal is None:
+        with db.session() as session:
+            principal = find_principal(session, raw)
+        if principal is None:
+            raise APIError(401, "unauthorized", "invalid API key")
+        principals.put(raw, principal)
+    g.principal = principal
+
+
+def init_auth(app: Flask) -> None:
+    principals.ttl = app.config["HARK"].key_cache_seconds
+    app.before_request(authenticate)

@@ -1,0 +1,98 @@
+"""Analysis endpoints and their defer option, as Aana's ``Endpoint`` has.
+
+An endpoint is deferred (202 + ``task_id``) or synchronous (waits for the result up to a
+timeout, then answers like a deferred call). ``DeferOption`` says which a client may ask
+for with ``?defer=true|false``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from flask import current_app, jsonify
+
+from app.auth import current_principal
+from app.bodies import load_args
+from app.errors import APIError
+from app.extensions import celery, db, waiter
+from app.schemas import SubmitArgs, TaskSchema
+from core import dispatch
+from core.models import Task
+from core.status import FINISHED
+
+_task_schema = TaskSchema()
+_submit_args = SubmitArgs()
+
+
+class DeferOption(StrEnum):
+    ALWAYS = "always"
+    """Always deferred; ``?defer=false`` is refused."""
+    NEVER = "never"
+    """Always waits for the result; ``?defer=true`` is refused."""
+    OPTIONAL = "optional"
+    """Waits unless the client sends ``?defer=true``."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An analysis route whose requests become tasks."""
+
+    name: str
+    path: str
+    summary: str
+    defer_option: DeferOption = DeferOption.OPTIONAL
+
+    def submit(self, data: dict[str, Any], *, priority: int = 0, device: str | None = None,
+               queue: str | None = None, status: int = 202):
+        """Create the task and answer: deferred, or waiting for the result."""
+        args = load_args(_submit_args)
+        defer = self._resolve_defer(args["defer"])
+        settings = current_app.config["HARK"]
+        task = dispatch.submit(
+            db,
+            celery,
+            owner=current_principal().owner,
+            endpoint=self.path,
+            data=data,
+            queue=dispatch.resolve_queue(settings.default_device, device, queue),
+            priority=priority,
+        )
+        if defer:
+            return jsonify({"task_id": str(task.id), "status": task.status}), status
+        timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
+                      settings.max_sync_timeout)
+        finished = waiter.wait(str(task.id), timeout, lambda: _is_finished(task.id))
+        current = _load(task.id)
+        if current is None:  # deleted while we waited
+            raise APIError(404, "not_found", "task was deleted before it finished")
+        if not finished:
+            return jsonify({"task_id": str(task.id), "status": current.status}), 202
+        body = _task_schema.dump(current)
+        body["task_id"] = str(current.id)
+        return jsonify(body), 200
+
+    def _resolve_defer(self, requested: bool | None) -> bool:
+        if self.defer_option is DeferOption.ALWAYS:
+            if requested is False:
+                raise APIError(400, "defer_required", f"{self.path} always runs deferred")
+            return True
+        if self.defer_option is DeferOption.NEVER:
+            if requested:
+                raise APIError(400, "defer_not_allowed", f"{self.path} cannot be deferred")
+            return False
+        return bool(requested)
+
+
+def _is_finished(task_id: uuid.UUID) -> bool:
+    task = _load(task_id)
+    return task is None or task.status in FINISHED
+
+
+def _load(task_id: uuid.UUID) -> Task | None:
+    from sqlalchemy import select
+
+    with db.session() as session:
+        return session.scalar(select(Task).where(Task.id == task_id))

@@ -1,0 +1,101 @@
+"""One JSON error shape for every failure: ``{"error": code, "message": text, "details"?}``.
+
+Clients never see a stack trace: unexpected errors are logged and answered with a
+generic 500; an unreachable database or broker is a 503 the client may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from core.dispatch import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a stable machine-readable code and a message."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def not_found(what: str = "resource") -> APIError:
+    return APIError(404, "not_found", f"{what} not found")
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers=None):
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _snake(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("-", "_")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def handle_api_error(exc: APIError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def handle_validation(exc: ValidationError):
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        fields = ", ".join(sorted(str(k) for k in messages)) or "request"
+        return error_response(400, "validation_error", f"invalid fields: {fields}", messages)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):
+        headers = {"Allow": exc.response.headers["Allow"]} if exc.code == 405 and exc.response \
+            else None
+        return error_response(exc.code or 500, _snake(exc.name), exc.description or exc.name,
+                              headers=headers)
+
+    @app.errorhandler(BrokerUnavailable)
+    @app.errorhandler(BrokerOperationalError)
+    def handle_broker(exc: Exception):
+        log.warning("broker unavailable: %s", exc)
+        return error_response(503, "broker_unavailable",
+                              "the task queue is unavailable; retry shortly",
+                              headers={"Retry-After": "1"})
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def handle_database(exc: Exception):
+        log.warning("database unavailable: %s", exc)
+        return error_response(503, "database_unavailable",
+                              "the database is unavailable; retry shortly",
+                              headers={"Retry-After": "1"})
+
+    @app.errorhandler(DBAPIError)
+    def handle_dbapi(exc: DBAPIError):
+        if exc.connection_invalidated:
+            return handle_database(exc)
+        log.exception("database error")
+        return error_response(500, "internal_error", "internal server error")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")
+

@@ -1,0 +1,113 @@
+"""Marshmallow schemas applied at the route boundary (requests in, responses out)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from core.status import TaskStatus
+
+STATUSES = [s.value for s in TaskStatus]
+QUEUE_NAME = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,100}$", error="invalid queue name")
+
+
+class StrictFloat(fields.Float):
+    """A JSON number; strings and booleans are rejected rather than coerced."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only (JSON bodies)."""
+
+    truthy = {True}
+    falsy = {False}
+
+
+class TaskSchema(Schema):
+    """A task as ``GET /tasks/<id>`` returns it."""
+
+    id = fields.UUID(required=True)
+    endpoint = fields.String(required=True)
+    data = fields.Raw(required=True)
+    status = fields.String(required=True, metadata={"enum": STATUSES})
+    result = fields.Raw(allow_none=True)
+    error = fields.Raw(allow_none=True)
+    progress = fields.Integer()
+    priority = fields.Integer()
+    retry_count = fields.Integer()
+    attempts = fields.Integer()
+    queue = fields.String(allow_none=True)
+    device = fields.String(allow_none=True)
+    worker = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    assigned_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class TaskCountSchema(Schema):
+    created = fields.Integer()
+    assigned = fields.Integer()
+    completed = fields.Integer()
+    running = fields.Integer()
+    failed = fields.Integer()
+    not_finished = fields.Integer()
+    total = fields.Integer(required=True)
+
+
+class TaskListArgs(Schema):
+    """Query of ``GET /tasks``: ``page`` for numbered pages, ``cursor`` for deep paging."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000), load_default=1)
+    per_page = fields.Integer(validate=validate.Range(min=1, max=1000), load_default=100)
+    cursor = fields.String(load_default=None)
+
+
+class TaskListSchema(Schema):
+    tasks = fields.List(fields.Nested(TaskSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class SubmitArgs(Schema):
+    """Query of every analysis endpoint."""
+
+    defer = fields.Boolean(load_default=None)
+    timeout = fields.Float(validate=validate.Range(min=0, max=3600), load_default=None)
+
+
+class DeferredSchema(Schema):
+    task_id = fields.UUID(required=True)
+    status = fields.String()
+
+
+class RoutingFields(Schema):
+    """Where and how urgently a task runs."""
+
+    priority = fields.Integer(strict=True, validate=validate.Range(min=0, max=9), load_default=0)
+    device = fields.String(validate=validate.OneOf(["cpu", "gpu"]), load_default=None)
+    queue = fields.String(validate=QUEUE_NAME, load_default=None)
+
+
+class SleepRequest(RoutingFields):
+    seconds = StrictFloat(required=True, validate=validate.Range(min=0, max=3600))
+    fail = StrictBoolean(load_default=False)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError({"cursor": ["invalid cursor"]}) from None

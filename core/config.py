@@ -1,0 +1,94 @@
+"""Settings read from environment variables.
+
+Every setting has an embedded default that runs on a laptop with nothing installed:
+a SQLite file and kombu's filesystem transport under ``DATA_DIR`` (``./var``).
+Set ``DATABASE_URL`` and ``BROKER_URL`` to run on PostgreSQL and Redis (or RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Platform configuration; build it with :meth:`from_env`."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    # Queue a task goes to when the request names none: "cpu" or "gpu".
+    default_device: str = "cpu"
+    # How long a request without ?defer=true waits for its result.
+    sync_timeout: float = 30.0
+    max_sync_timeout: float = 300.0
+    max_request_bytes: int = 200 * 1024 * 1024
+    api_bootstrap_key: str | None = None
+    diagnostics: bool = False
+    # Worker liveness and recovery.
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 30.0
+    sweep_interval: float = 10.0
+    created_grace: float = 10.0
+    assigned_grace: float = 60.0
+    max_retries: int = 3
+    # Redis re-delivers unacked messages after this; keep it far above any task's length.
+    # Dead workers are detected by heartbeats instead.
+    visibility_timeout: float = 12 * 3600.0
+    broker_polling_interval: float = 0.05
+    key_cache_seconds: float = 10.0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        data_dir = Path(os.environ.get("DATA_DIR", "var")).resolve()
+        values = dict(
+            data_dir=data_dir,
+            database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'hark.db'}",
+            broker_url=os.environ.get("BROKER_URL") or "filesystem://",
+            default_device=os.environ.get("DEFAULT_DEVICE", "cpu"),
+            sync_timeout=_env_float("SYNC_TIMEOUT", 30.0),
+            max_sync_timeout=_env_float("MAX_SYNC_TIMEOUT", 300.0),
+            max_request_bytes=_env_int("MAX_REQUEST_MB", 200) * 1024 * 1024,
+            api_bootstrap_key=os.environ.get("API_BOOTSTRAP_KEY") or None,
+            diagnostics=_env_bool("DIAGNOSTICS"),
+            heartbeat_interval=_env_float("HEARTBEAT_INTERVAL", 5.0),
+            heartbeat_timeout=_env_float("HEARTBEAT_TIMEOUT", 30.0),
+            sweep_interval=_env_float("SWEEP_INTERVAL", 10.0),
+            created_grace=_env_float("CREATED_GRACE", 10.0),
+            assigned_grace=_env_float("ASSIGNED_GRACE", 60.0),
+            max_retries=_env_int("MAX_RETRIES", 3),
+            visibility_timeout=_env_float("VISIBILITY_TIMEOUT", 12 * 3600.0),
+            broker_polling_interval=_env_float("BROKER_POLLING_INTERVAL", 0.05),
+            key_cache_seconds=_env_float("KEY_CACHE_SECONDS", 10.0),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the embedded filesystem broker."""
+        return self.data_dir / "broker"

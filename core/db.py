@@ -1,0 +1,78 @@
+"""Engine and session factory shared by the API, the workers and the sweeper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Create an engine with the settings each backend needs to stay healthy."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    options = dict(
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 3},
+    )
+    options.update(kwargs)
+    return create_engine(url, **options)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """Holds one engine and its session factory; configured once per process."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.sessionmaker: sessionmaker[Session] | None = None
+        self.url: str | None = None
+
+    def configure(self, url: str, **kwargs) -> Database:
+        if self.engine is not None:
+            self.engine.dispose()
+        self.url = url
+        self.engine = make_engine(url, **kwargs)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        return self
+
+    @property
+    def dialect(self) -> str:
+        assert self.engine is not None, "Database.configure() was not called"
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        assert self.sessionmaker is not None, "Database.configure() was not called"
+        return self.sessionmaker()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        session = self.session()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()

@@ -1,0 +1,107 @@
+"""Putting tasks on broker queues: commit the row first, then publish.
+
+The API and the sweeper both publish through :func:`publish`. The Celery app is passed
+in, so nothing here imports worker code.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from core import lifecycle
+from core.db import Database
+from core.models import Task
+
+log = logging.getLogger(__name__)
+
+EXECUTE_TASK = "hark.execute"
+SWEEP_TASK = "hark.sweep"
+MAINTENANCE_QUEUE = "maintenance"
+DEVICE_CLASSES = ("cpu", "gpu")
+MAX_PRIORITY = 9
+
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+class BrokerUnavailable(Exception):
+    """The message broker could not take the task."""
+
+
+def resolve_queue(default_device: str, device: str | None = None, queue: str | None = None) -> str:
+    """The queue a task goes to: an explicit queue, else its device class's queue."""
+    if queue:
+        return queue
+    return device or default_device
+
+
+def broker_priority(priority: int, broker_url: str) -> int:
+    """Map our priority (0..9, higher runs sooner) to the broker's own scale.
+
+    AMQP serves higher numbers first; kombu's Redis transport serves lower numbers first.
+    """
+    priority = max(0, min(MAX_PRIORITY, int(priority)))
+    if broker_url.startswith(("redis", "rediss", "sentinel")):
+        return MAX_PRIORITY - priority
+    return priority
+
+
+def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 0) -> None:
+    """Send the execute message; the Celery task id is the platform task id."""
+    celery_app.send_task(
+        EXECUTE_TASK,
+        args=[str(task_id)],
+        task_id=str(task_id),
+        queue=queue,
+        priority=broker_priority(priority, celery_app.conf.broker_url or ""),
+        retry=True,
+        retry_policy=_PUBLISH_RETRY,
+    )
+
+
+def submit(
+    db: Database,
+    celery_app: Celery,
+    *,
+    owner: str,
+    endpoint: str,
+    data: Any,
+    queue: str,
+    priority: int = 0,
+) -> Task:
+    """Create the task row, commit it, publish it, and mark it assigned.
+
+    If the broker refuses the message, the row is removed and :class:`BrokerUnavailable`
+    raised, so a refused submission leaves nothing behind to run later. If this process
+    dies between commit and publish, the sweeper publishes the ``created`` row.
+    """
+    with db.transaction() as session:
+        task = lifecycle.create_task(
+            session, owner=owner, endpoint=endpoint, data=data, priority=priority, queue=queue
+        )
+    try:
+        publish(celery_app, task.id, queue, priority)
+    except Exception as exc:
+        log.warning("broker refused task %s: %s", task.id, exc)
+        with db.transaction() as session:
+            lifecycle.delete_task(session, task.id)
+        raise BrokerUnavailable(str(exc)) from exc
+    with db.transaction() as session:
+        assigned = lifecycle.mark_assigned(session, task.id, queue)
+    return assigned or task
+
+
+def republish(db: Database, celery_app: Celery, task: Task) -> bool:
+    """Publish an existing task again (sweeper, user retry). False if the broker refused."""
+    queue = task.queue or "cpu"
+    try:
+        publish(celery_app, task.id, queue, task.priority)
+    except Exception as exc:
+        log.warning("could not re-publish task %s: %s", task.id, exc)
+        return False
+    with db.transaction() as session:
+        lifecycle.mark_assigned(session, task.id, queue)
+    return True

@@ -1,0 +1,196 @@
+"""Every task status change, in one place.
+
+Each move is one conditional ``UPDATE ... WHERE status IN (<legal sources>)``, so an
+illegal or racing move changes nothing: the database, not the caller, decides.
+Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+
+from core.models import Task, utcnow
+from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
+
+FINISHED_CHANNEL = "hark_task_finished"
+
+
+def create_task(
+    session: Session,
+    *,
+    owner: str,
+    endpoint: str,
+    data: Any,
+    priority: int = 0,
+    queue: str | None = None,
+) -> Task:
+    """Add a task in ``created``; the caller commits before enqueueing it."""
+    now = utcnow()
+    task = Task(
+        id=uuid.uuid4(),
+        owner=owner,
+        endpoint=endpoint,
+        data=data,
+        status=TaskStatus.CREATED.value,
+        priority=priority,
+        queue=queue,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    return task
+
+
+def _move(
+    session: Session,
+    task_id: uuid.UUID,
+    target: TaskStatus,
+    *,
+    only_from: list[str] | None = None,
+    **values: Any,
+) -> Task | None:
+    """Move ``task_id`` to ``target`` if its status allows it; return the row or None."""
+    sources = only_from if only_from is not None else sources_for(target)
+    now = utcnow()
+    stmt = (
+        update(Task)
+        .where(Task.id == task_id, Task.status.in_(sources))
+        .values(status=target.value, updated_at=now, **values)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def mark_assigned(session: Session, task_id: uuid.UUID, queue: str) -> Task | None:
+    """The task's message is on ``queue``. No-op if a worker already started it."""
+    return _move(
+        session,
+        task_id,
+        TaskStatus.ASSIGNED,
+        only_from=[TaskStatus.CREATED.value],
+        queue=queue,
+        assigned_at=utcnow(),
+    )
+
+
+def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> Task | None:
+    """A worker starts the task. None if it is running elsewhere, finished or deleted."""
+    now = utcnow()
+    return _move(
+        session,
+        task_id,
+        TaskStatus.RUNNING,
+        worker=worker,
+        device=device,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0,
+        attempts=Task.attempts + 1,
+    )
+
+
+def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None) -> bool:
+    """Refresh a running task's heartbeat. False if it is no longer running (e.g. deleted)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = max(0, min(100, int(progress)))
+    stmt = (
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.RUNNING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def complete(session: Session, task_id: uuid.UUID, result: Any) -> Task | None:
+    """Store the result. None if the task was deleted or taken away meanwhile."""
+    task = _move(
+        session,
+        task_id,
+        TaskStatus.COMPLETED,
+        result=result,
+        error=None,
+        progress=100,
+        completed_at=utcnow(),
+    )
+    if task is not None:
+        notify_finished(session, task_id)
+    return task
+
+
+def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any]) -> Task | None:
+    """Record a failure with its details (``{"type", "message"}``)."""
+    task = _move(session, task_id, TaskStatus.FAILED, error=error, completed_at=utcnow())
+    if task is not None:
+        notify_finished(session, task_id)
+    return task
+
+
+def mark_not_finished(session: Session, task_id: uuid.UUID, reason: str) -> Task | None:
+    """The worker died or went silent; the task will be re-enqueued."""
+    return _move(
+        session,
+        task_id,
+        TaskStatus.NOT_FINISHED,
+        error={"type": "WorkerLost", "message": reason},
+        retry_count=Task.retry_count + 1,
+    )
+
+
+def reset_for_retry(session: Session, task: Task) -> Task:
+    """``failed``/``not_finished`` back to ``created``, as a user's retry asks."""
+    check_transition(task.status, TaskStatus.CREATED)
+    moved = _move(
+        session,
+        task.id,
+        TaskStatus.CREATED,
+        only_from=[task.status],
+        result=None,
+        error=None,
+        progress=0,
+        completed_at=None,
+        retry_count=Task.retry_count + 1,
+    )
+    if moved is None:  # changed under us
+        raise IllegalTransition(task.status, TaskStatus.CREATED.value)
+    return moved
+
+
+def delete_task(session: Session, task_id: uuid.UUID) -> None:
+    session.execute(delete(Task).where(Task.id == task_id))
+
+
+def stale_running(session: Session, before: datetime, limit: int = 500) -> list[Task]:
+    stmt = (
+        select(Task)
+        .where(Task.status == TaskStatus.RUNNING.value, Task.heartbeat_at < before)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def pending_since(session: Session, status: TaskStatus, before: datetime, limit: int = 500):
+    """Tasks in ``status`` whose last change is older than ``before``."""
+    stmt = (
+        select(Task)
+        .where(Task.status == status.value, Task.updated_at < before)
+        .order_by(Task.seq)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def notify_finished(session: Session, task_id: uuid.UUID) -> None:
+    """Wake API requests waiting on this task (PostgreSQL only; SQLite waiters poll)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": FINISHED_CHANNEL, "payload": str(task_id)},
+        )

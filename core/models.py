@@ -1,0 +1,135 @@
+"""Database tables. Models hold data only; schemas in ``app.schemas`` serialise them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from core.status import TaskStatus
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+ACTIVE_STATUSES = ("created", "assigned", "running", "not_finished")
+_ACTIVE_WHERE = text("status IN ('created', 'assigned', 'running', 'not_finished')")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Task(Base):
+    """One request to an analysis endpoint, from submission to result."""
+
+    __tablename__ = "tasks"
+
+    # Internal, monotonic: orders listings (newest first) and drives cursor paging.
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100))
+    endpoint: Mapped[str] = mapped_column(String(100))
+    data: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.CREATED.value)
+    result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    progress: Mapped[int] = mapped_column(SmallInteger, default=0)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queue: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("id", name="uq_tasks_id"),
+        Index("ix_tasks_owner_seq", "owner", "seq"),
+        Index("ix_tasks_owner_status_seq", "owner", "status", "seq"),
+        # Small: only unfinished tasks. Serves the sweeper.
+        Index(
+            "ix_tasks_active",
+            "status",
+            "updated_at",
+            postgresql_where=_ACTIVE_WHERE,
+            sqlite_where=_ACTIVE_WHERE,
+        ),
+    )
+
+
+class TaskCount(Base):
+    """Per-owner task counts by status, kept by database triggers (see the migrations).
+
+    Counts are split over shards (``seq % 16``) so concurrent writers seldom touch
+    the same row; a count is the sum over shards.
+    """
+
+    __tablename__ = "task_counts"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiKey(Base):
+    """An API key. Only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)

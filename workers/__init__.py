@@ -1,0 +1,1 @@
+"""Celery workers: the Celery app, thin tasks, and the plain functions they call."""

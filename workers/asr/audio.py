@@ -1,0 +1,112 @@
+"""Media decoding through an ffmpeg subprocess (no torch / whisper imports).
+
+Any container ffmpeg understands works (WAV, MP3, FLAC, OGG/Opus, the audio track of
+MP4/WebM/MKV...). Inputs are opened with the ``file:`` protocol only, so a crafted
+playlist cannot make ffmpeg fetch URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+DECODE_TIMEOUT_S = float(os.environ.get("FFMPEG_TIMEOUT", "900"))
+PROBE_TIMEOUT_S = 60.0
+
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+
+
+class MediaDecodeError(ValueError):
+    """The input is not decodable media (message is safe to show to users)."""
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_binary() -> str:
+    """System ffmpeg on PATH, else the binary bundled with imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise RuntimeError("ffmpeg not found on PATH and imageio-ffmpeg not installed") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _check_file(path: str) -> str:
+    if not os.path.exists(path):
+        raise MediaDecodeError(f"could not decode media: file not found ({path})")
+    if not os.path.isfile(path):
+        raise MediaDecodeError("could not decode media: not a regular file")
+    if os.path.getsize(path) == 0:
+        raise MediaDecodeError("could not decode media: file is empty")
+    return "file:" + os.path.abspath(path)
+
+
+def _explain(stderr: str) -> str:
+    """Turn ffmpeg's stderr into a short human message."""
+    low = stderr.lower()
+    if "matches no streams" in low or "does not contain any stream" in low:
+        return "could not decode media: no audio stream found"
+    if "invalid data found" in low or "could not find codec parameters" in low:
+        return "could not decode media: unrecognized or corrupt file format"
+    if "permission denied" in low:
+        return "could not decode media: permission denied"
+    last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+    return f"could not decode media: {last[:200] or 'ffmpeg failed'}"
+
+
+def decode_audio(
+    path: str, sample_rate: int = SAMPLE_RATE, timeout: float | None = None
+) -> np.ndarray:
+    """Decode the first audio stream of ``path`` to mono float32 in [-1, 1] at ``sample_rate``.
+
+    Raises :class:`MediaDecodeError` for missing, empty, non-media or audio-less input.
+    """
+    url = _check_file(path)
+    cmd = [
+        ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-protocol_whitelist", "file", "-i", url,
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(sample_rate), "-",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=timeout or DECODE_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise MediaDecodeError(
+            f"could not decode media: timed out after {exc.timeout:.0f} s"
+        ) from None
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise MediaDecodeError(_explain(stderr))
+    usable = len(proc.stdout) - len(proc.stdout) % 2
+    if usable == 0:
+        raise MediaDecodeError("could not decode media: no audio samples decoded")
+    pcm = np.frombuffer(proc.stdout[:usable], dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0
+
+
+def probe_duration(path: str) -> float | None:
+    """Container duration in seconds from ffmpeg's ``Duration:`` line (None if unknown)."""
+    try:
+        url = _check_file(path)
+    except MediaDecodeError:
+        return None
+    cmd = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-protocol_whitelist", "file", "-i", url]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    m = _DURATION_RE.search(proc.stderr.decode("utf-8", "replace"))
+    if not m:
+        return None
+    hours, minutes, seconds = m.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

