@@ -7,9 +7,9 @@ import binascii
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from core.status import TaskStatus
+from core.schemas import STATUSES, TaskSchema
 
-STATUSES = [s.value for s in TaskStatus]
+__all__ = ["TaskSchema"]
 QUEUE_NAME = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,100}$", error="invalid queue name")
 
 
@@ -27,29 +27,6 @@ class StrictBoolean(fields.Boolean):
 
     truthy = {True}
     falsy = {False}
-
-
-class TaskSchema(Schema):
-    """A task as ``GET /tasks/<id>`` returns it."""
-
-    id = fields.UUID(required=True)
-    endpoint = fields.String(required=True)
-    data = fields.Raw(required=True)
-    status = fields.String(required=True, metadata={"enum": STATUSES})
-    result = fields.Raw(allow_none=True)
-    error = fields.Raw(allow_none=True)
-    progress = fields.Integer()
-    priority = fields.Integer()
-    retry_count = fields.Integer()
-    attempts = fields.Integer()
-    queue = fields.String(allow_none=True)
-    device = fields.String(allow_none=True)
-    worker = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    assigned_at = fields.DateTime(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
-    updated_at = fields.DateTime()
 
 
 class TaskCountSchema(Schema):

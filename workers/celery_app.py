@@ -59,6 +59,9 @@ def celery_config(settings: Settings) -> dict:
     elif url.startswith(("redis", "rediss", "sentinel")):
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
+            # How often workers look for overdue unacked messages (a cheap ZRANGEBYSCORE).
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 4))),
+            "unacked_restore_throttle": 1,
             "queue_order_strategy": "priority",
             "priority_steps": list(range(10)),
             "sep": ":",

@@ -13,6 +13,7 @@ from typing import Any
 from core import lifecycle
 from core.config import Settings
 from core.db import Database
+from workers import events
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def execute(
         log.info("task %s not claimable (running elsewhere, finished or deleted)", task_uuid)
         return "skipped"
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
+    events.emit(task_uuid, events.STARTED)
     with Heartbeat(db, task_uuid, settings.heartbeat_interval) as beat:
         context = TaskContext(
             task_id=task_uuid,
@@ -97,11 +99,15 @@ def execute(
                 log.exception("task %s crashed", task_uuid)
             with db.transaction() as session:
                 failed = lifecycle.fail(session, task_uuid, describe_error(exc))
-            return "failed" if failed is not None else "cancelled"
+            if failed is None:
+                return "cancelled"
+            events.emit(task_uuid, events.FAILED)
+            return "failed"
     with db.transaction() as session:
         done = lifecycle.complete(session, task_uuid, result)
     if done is None:
         log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
         return "cancelled"
     log.info("task %s completed", task_uuid)
+    events.emit(task_uuid, events.COMPLETED)
     return "completed"

@@ -25,6 +25,7 @@ from core.config import Settings
 from core.db import Database
 from core.models import Task, utcnow
 from core.status import TaskStatus
+from workers import events
 
 log = logging.getLogger(__name__)
 _ADVISORY_LOCK = 0x4841524B  # "HARK"
@@ -80,20 +81,22 @@ def _publish_lost_created(db, celery_app, before, report: SweepReport) -> None:
 
 def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, reason: str,
              report: SweepReport) -> None:
+    """A task whose worker or message vanished: re-run it, or give up after max retries."""
+    if task.retry_count >= settings.max_retries:
+        error = {"type": "WorkerLost",
+                 "message": f"{reason}; gave up after {task.retry_count} retries"}
+        with db.transaction() as session:
+            moved = lifecycle.fail(session, task.id, error)
+        if moved is not None:
+            report.failed += 1
+            events.emit(task.id, events.FAILED)
+        return
     with db.transaction() as session:
-        if task.retry_count >= settings.max_retries:
-            moved = lifecycle.fail(
-                session,
-                task.id,
-                {"type": "WorkerLost",
-                 "message": f"{reason}; gave up after {task.retry_count} retries"},
-            )
-            report.failed += moved is not None
-            return
         moved = lifecycle.mark_not_finished(session, task.id, reason)
     if moved is None:
         return
     report.not_finished += 1
+    events.emit(task.id, events.NOT_FINISHED)
     log.warning("task %s is not_finished (%s); re-enqueueing", task.id, reason)
     if dispatch.republish(db, celery_app, moved):
         report.published += 1

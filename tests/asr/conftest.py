@@ -51,7 +51,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     long = d / "long.wav"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(both), "-i", str(both),
-         "-i", str(both), "-filter_complex", "[0:a][1:a][2:a]concat=n=3:v=0:a=1", str(long)],
+         "-i", str(both), "-i", str(out["weather"]),
+         "-filter_complex", "[0:a][1:a][2:a][3:a]concat=n=4:v=0:a=1", str(long)],
         check=True,
     )  # fmt: skip
     out["both"], out["long"] = both, long

@@ -46,15 +46,34 @@ def _check_file(path: str) -> str:
         raise MediaDecodeError("could not decode media: not a regular file")
     if os.path.getsize(path) == 0:
         raise MediaDecodeError("could not decode media: file is empty")
+    with open(path, "rb") as fh:
+        if _looks_like_text(fh.read(4096)):
+            # ffmpeg would happily open text as "tty" video or as a playlist
+            raise MediaDecodeError("could not decode media: file is text, not audio or video")
     return "file:" + os.path.abspath(path)
 
 
-def _explain(stderr: str) -> str:
-    """Turn ffmpeg's stderr into a short human message."""
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte char cut at the 4 KiB boundary is fine
+        if exc.start < len(head) - 3:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    printable = sum(c.isprintable() or c in "\r\n\t" for c in text)
+    return printable >= 0.95 * max(1, len(text))
+
+
+def _explain(stderr: str, url: str) -> str:
+    """Turn ffmpeg's stderr into a short human message (without the server-side path)."""
+    stderr = stderr.replace(url + ": ", "").replace(url, "input")
     low = stderr.lower()
     if "matches no streams" in low or "does not contain any stream" in low:
         return "could not decode media: no audio stream found"
-    if "invalid data found" in low or "could not find codec parameters" in low:
+    if any(k in low for k in ("invalid data found", "could not find codec parameters",
+                              "invalid argument", "end of file")):
         return "could not decode media: unrecognized or corrupt file format"
     if "permission denied" in low:
         return "could not decode media: permission denied"
@@ -86,7 +105,7 @@ def decode_audio(
         ) from None
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise MediaDecodeError(_explain(stderr))
+        raise MediaDecodeError(_explain(stderr, url))
     usable = len(proc.stdout) - len(proc.stdout) % 2
     if usable == 0:
         raise MediaDecodeError("could not decode media: no audio samples decoded")

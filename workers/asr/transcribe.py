@@ -33,6 +33,7 @@ FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
+SILENCE_PEAK = 1e-3  # about -60 dBFS
 
 _MODELS: dict[tuple[str, str], whisper.Whisper] = {}
 _MODELS_LOCK = threading.Lock()
@@ -197,7 +198,9 @@ def transcribe_many(
     langs: list[str] = []
     with torch.no_grad():
         for i, audio in enumerate(audios):
-            bounds = _window_bounds(len(audio), audio)
+            # digitally silent windows are skipped: Whisper hallucinates ("you") on them
+            bounds = [(s, e) for s, e in _window_bounds(len(audio), audio)
+                      if np.abs(audio[s:e]).max() >= SILENCE_PEAK]
             lang = language or "en"
             if language is None and model.is_multilingual and bounds:
                 _, probs = model.detect_language(_mel(model, audio[slice(*bounds[0])]))

@@ -1,0 +1,149 @@
+"""Transcription with the converted real models on espeak-ng speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.speech import words_of
+from workers.asr.audio import decode_audio
+from workers.asr.registry import UnknownModelError
+from workers.asr.transcribe import (
+    _parse_segments,
+    _tokenizer,
+    _window_bounds,
+    run_transcription,
+    transcribe,
+    transcribe_many,
+)
+
+WEATHER_WORDS = {"sunny", "warm", "west"}  # tiny.en hears "weather"/"breeze" badly
+COOKING_WORDS = {"cook", "pasta", "tomatoes", "garlic"}
+
+
+@pytest.fixture(scope="module")
+def long_audio(clips):
+    audio = decode_audio(str(clips["long"]))
+    assert len(audio) / 16000 > 30
+    return audio
+
+
+def check_segments(result: dict) -> None:
+    prev_start = 0.0
+    for i, seg in enumerate(result["segments"]):
+        assert seg["id"] == i
+        assert prev_start <= seg["start"] <= seg["end"] <= result["duration"]
+        assert seg["text"] == seg["text"].strip() and seg["text"]
+        prev_start = seg["start"]
+
+
+def test_tiny_en_transcribes_speech(tiny, clips):
+    for clip, expected in (("weather", WEATHER_WORDS), ("cooking", COOKING_WORDS)):
+        result = transcribe(tiny, decode_audio(str(clips[clip])))
+        assert expected <= words_of(result["text"]), result["text"]
+        assert result["language"] == "en" and result["model"] == "tiny.en"
+        assert result["segments"] and "words" not in result["segments"][0]
+        check_segments(result)
+
+
+def test_word_timestamps(tiny, clips):
+    result = transcribe(tiny, decode_audio(str(clips["both"])), word_timestamps=True)
+    check_segments(result)
+    words = [w for seg in result["segments"] for w in seg["words"]]
+    assert COOKING_WORDS <= words_of(" ".join(w["word"] for w in words))
+    prev = 0.0
+    for w in words:
+        assert set(w) == {"word", "start", "end", "probability"}
+        assert prev <= w["start"] <= w["end"] <= result["duration"]
+        assert 0.0 <= w["probability"] <= 1.0
+        prev = w["start"]
+    pasta = next(w for w in words if "pasta" in w["word"].lower())
+    assert pasta["start"] > 4.0  # the cooking sentence comes after the weather one
+
+
+def test_batched_equals_sequential_on_long_clip(tiny, long_audio):
+    seen: list[int] = []
+    batched = transcribe(tiny, long_audio, batch_size=8)
+    sequential = transcribe(tiny, long_audio, batch_size=1, progress=seen.append)
+    assert batched["text"] == sequential["text"]
+    assert batched["segments"] == sequential["segments"]
+    assert seen == sorted(seen) and seen[-1] == 100 and len(seen) >= 2
+    check_segments(batched)
+    assert batched["segments"][-1]["end"] > 30
+    text = words_of(batched["text"])
+    assert WEATHER_WORDS | COOKING_WORDS <= text
+
+
+def test_transcribe_many_equals_separate_calls(tiny, clips):
+    audios = [decode_audio(str(clips[k])) for k in ("weather", "cooking", "both")]
+    pooled = transcribe_many(tiny, audios, batch_size=4)
+    assert pooled == [transcribe(tiny, a, batch_size=4) for a in audios]
+
+
+def test_silence_gives_no_segments(tiny):
+    result = transcribe(tiny, np.zeros(16000 * 4, np.float32))
+    assert result["segments"] == [] and result["text"] == ""
+
+
+def test_run_transcription_from_containers(models_dir, clips):
+    progress: list[int] = []
+    result = run_transcription(str(clips["mp4"]), {"model": "tiny.en", "language": "English",
+                                                    "word_timestamps": True}, "cpu",
+                               progress=progress.append)
+    assert WEATHER_WORDS <= words_of(result["text"])
+    assert progress[-1] == 100 and result["segments"][0]["words"]
+    result = run_transcription(str(clips["ogg"]), {}, "cpu")
+    assert result["model"] == "tiny.en" and "sunny" in words_of(result["text"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model": "tiny.en", "task": "translate"}, "English-only"),
+        ({"model": "tiny.en", "language": "fr"}, "English-only"),
+        ({"task": "summarize"}, "task must be"),
+        ({"language": "klingon"}, "unknown language"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_run_transcription_rejects_bad_options(models_dir, clips, options, message):
+    with pytest.raises(ValueError, match=message):
+        run_transcription(str(clips["weather"]), options, "cpu")
+
+
+def test_unknown_model(clips):
+    with pytest.raises(UnknownModelError):
+        run_transcription(str(clips["weather"]), {"model": "gigantic-v9"}, "cpu")
+
+
+def test_base_split_model_transcribes(base, clips):
+    assert base.is_multilingual and base.dims.n_audio_layer == 6
+    result = transcribe(base, decode_audio(str(clips["both"])))
+    assert result["language"] == "en" and result["model"] == "base"
+    assert WEATHER_WORDS | COOKING_WORDS | {"weather"} <= words_of(result["text"])
+    check_segments(result)
+
+
+def test_window_bounds_cut_in_silence():
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(16000 * 70) * 0.1).astype(np.float32)
+    for quiet in (27.0, 55.0):  # 0.3 s pauses
+        audio[int(quiet * 16000) : int((quiet + 0.3) * 16000)] = 0
+    bounds = _window_bounds(len(audio), audio)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(audio)
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(0 < e - s <= 480000 and s % 160 == 0 for s, e in bounds)
+    assert 27.0 <= bounds[0][1] / 16000 <= 27.3 and 55.0 <= bounds[1][1] / 16000 <= 55.3
+
+
+def test_parse_segments():
+    tok = _tokenizer(False, 99, "en", "transcribe")
+    ts = tok.timestamp_begin
+    hello, world = tok.encode(" hello"), tok.encode(" world")
+    tokens = [ts, *hello, ts + 50, ts + 50, *world, ts + 100]
+    segs = _parse_segments(tokens, tok, 30.0)
+    assert [(s["start"], s["end"]) for s in segs] == [(0.0, 1.0), (1.0, 2.0)]
+    assert tok.decode(segs[1]["tokens"]) == " world"
+    # unterminated last segment runs to the window end; timestamps clipped to the window
+    segs = _parse_segments([ts + 10, *hello, ts + 1400, *world], tok, 20.0)
+    assert [(s["start"], s["end"]) for s in segs] == [(0.2, 20.0), (20.0, 20.0)]

@@ -1,0 +1,160 @@
+"""Fixtures: a real PostgreSQL database and Redis broker per session, a real worker.
+
+Each session creates its own database (migrated with Alembic, as in production) and uses
+a dedicated Redis database; tables are emptied before every test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+
+from core.config import Settings
+from core.models import Base
+from tests.support import PG_ADMIN_URL, TEST_REDIS_DB, start_worker
+
+BROKER_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    name = f"hark_test_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    from app.commands import upgrade_database
+
+    upgrade_database(url)
+    yield url
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
+    """Environment for every platform process of this session (API, workers)."""
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    data_dir = tmp_path_factory.mktemp("data")
+    return {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": BROKER_URL,
+        "DATA_DIR": str(data_dir),
+        "DIAGNOSTICS": "1",
+        "HEARTBEAT_INTERVAL": "0.5",
+        "HEARTBEAT_TIMEOUT": "3",
+        "SWEEP_INTERVAL": "1",
+        "CREATED_GRACE": "1",
+        "ASSIGNED_GRACE": "2",
+        "KEY_CACHE_SECONDS": "0",
+        "WEBHOOK_ALLOW_PRIVATE": "1",
+        "MODELS_DIR": os.environ.get("MODELS_DIR", str(Path("var/models").resolve())),
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(settings_env, monkeypatch_session) -> Settings:
+    for key, value in settings_env.items():
+        monkeypatch_session.setenv(key, value)
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    from app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    from app.extensions import db
+
+    db.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    """Empty every table before each test that uses the database."""
+    if "database_url" not in request.fixturenames and "app" not in request.fixturenames:
+        yield
+        return
+    url = request.getfixturevalue("database_url")
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    from app.extensions import principals
+
+    principals.clear()
+    yield
+
+
+@pytest.fixture()
+def db(app):
+    from app.extensions import db as database
+
+    return database
+
+
+def _make_key(db, owner: str, admin: bool = False) -> str:
+    from core.keys import create_key
+
+    with db.transaction() as session:
+        _, raw = create_key(session, name=owner, owner=owner, is_admin=admin)
+    return raw
+
+
+@pytest.fixture()
+def api_key(db) -> str:
+    return _make_key(db, "alice")
+
+
+@pytest.fixture()
+def other_key(db) -> str:
+    return _make_key(db, "bob")
+
+
+@pytest.fixture()
+def admin_key(db) -> str:
+    return _make_key(db, "root", admin=True)
+
+
+@pytest.fixture()
+def auth(api_key) -> dict[str, str]:
+    return {"x-api-key": api_key}
+
+
+@pytest.fixture(scope="session")
+def worker(settings_env, log_dir, app):
+    """A real Celery worker (prefork, 2 processes) on the CPU queue, for the session."""
+    proc = start_worker(settings_env, log_dir, name="session")
+    yield proc
+    proc.stop()
+
+
+def sql(db, statement: str, **params):
+    with db.transaction() as session:
+        return session.execute(text(statement), params)

@@ -1,0 +1,113 @@
+"""Helpers for tests that run the real platform: workers and API servers as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling through transient errors
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message} (last error: {last_error})")
+
+
+class Process:
+    """A platform process (worker, API server) started for a test, stopped after it."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def platform_env(settings_env: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(settings_env)
+    env.update({k: str(v) for k, v in extra.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_worker(settings_env: dict[str, str], log_dir: Path, name: str = "w1",
+                 **extra: str) -> Process:
+    """Start ``python -m workers.start`` and wait until it consumes its queues."""
+    env = platform_env(settings_env, WORKER_NAME=f"{name}@%h", **extra)
+    env.setdefault("WORKER_CONCURRENCY", "2")
+    proc = Process([sys.executable, "-m", "workers.start"], env, log_dir / f"worker-{name}.log")
+    wait_for(lambda: "ready." in proc.output() or not proc.alive(), timeout=60,
+             message=f"worker {name} to start")
+    if not proc.alive():
+        raise AssertionError("worker exited:\n" + proc.output()[-3000:])
+    return proc
+
+
+def start_api(settings_env: dict[str, str], log_dir: Path, **extra: str) -> tuple[Process, str]:
+    """Start the API under gunicorn, as in production; returns it and its base URL."""
+    port = free_port()
+    env = platform_env(settings_env, PORT=str(port), HOST="127.0.0.1", **extra)
+    env.setdefault("WEB_CONCURRENCY", "1")
+    args = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]
+    proc = Process(args, env, log_dir / f"api-{port}.log")
+    base_url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: httpx.get(base_url + "/health", timeout=1).status_code in (200, 503)
+             or not proc.alive(), timeout=30, message="API to start")
+    if not proc.alive():
+        raise AssertionError("API exited:\n" + proc.output()[-3000:])
+    return proc, base_url
