@@ -133,3 +133,7 @@ class ApiKey(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)
+
+
+# Tables defined in sibling modules register on Base.metadata when imported here.
+from core import models_collections, models_webhooks  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Collection, media and segment tables. Imported by ``core.models``."""

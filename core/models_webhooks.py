@@ -1,0 +1,1 @@
+"""Webhook tables (subscriptions, deliveries). Imported by ``core.models``."""
