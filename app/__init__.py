@@ -31,14 +31,11 @@ def register_config(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app.auth import init_auth
-    from app.extensions import celery, db, waiter
-    from workers.celery_app import celery_config
+    from app.extensions import init_extensions
 
     settings: Settings = app.config["HARK"]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db.configure(settings.database_url)
-    celery.conf.update(celery_config(settings))
-    waiter.configure(settings.database_url)
+    init_extensions(app, settings)
     init_auth(app)
 
 
@@ -65,12 +62,12 @@ def register_commands(app: Flask) -> None:
 
 def ensure_bootstrap_key(app: Flask) -> None:
     """With ``API_BOOTSTRAP_KEY`` set, make sure that admin key exists."""
-    from app.extensions import db
     from core.keys import ensure_bootstrap_key as ensure
 
     raw = app.config["HARK"].api_bootstrap_key
     if not raw:
         return
+    db = app.extensions["hark"]["db"]
     try:
         with db.transaction() as session:
             ensure(session, raw)

@@ -62,5 +62,4 @@ def authenticate() -> None:
 
 
 def init_auth(app: Flask) -> None:
-    principals.ttl = app.config["HARK"].key_cache_seconds
     app.before_request(authenticate)

@@ -1,12 +1,44 @@
-"""Extension objects, created here and initialised by the factory (``create_app``)."""
+"""Extensions: one set of objects per app, reached through ``current_app``.
 
-from celery import Celery
+The factory creates and configures them (``init_extensions``); routes use the proxies
+below, so two apps in one process (tests) never share a database or broker.
+"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from flask import Flask, current_app
+from werkzeug.local import LocalProxy
+
+from core.config import Settings
 from core.db import Database
 from core.keys import PrincipalCache
 from core.notify import CompletionWaiter
 
-db = Database()
-celery = Celery("hark")  # publishes by task name; the API never imports task code
-waiter = CompletionWaiter()
-principals = PrincipalCache()
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def _extension(name: str):
+    return LocalProxy(lambda: current_app.extensions["hark"][name])
+
+
+db = cast(Database, _extension("db"))
+celery = cast("Celery", _extension("celery"))
+waiter = cast(CompletionWaiter, _extension("waiter"))
+principals = cast(PrincipalCache, _extension("principals"))
+
+
+def init_extensions(app: Flask, settings: Settings) -> None:
+    from workers.celery_app import make_celery
+
+    waiter_ = CompletionWaiter()
+    waiter_.configure(settings.database_url)
+    app.extensions["hark"] = {
+        "db": Database().configure(settings.database_url),
+        # Publishes by task name; the API never imports task code or models.
+        "celery": make_celery(settings, with_tasks=False),
+        "waiter": waiter_,
+        "principals": PrincipalCache(ttl=settings.key_cache_seconds),
+    }

@@ -19,6 +19,13 @@ GAP_S = 0.4
 
 WEATHER = "The weather today is sunny and warm, with a light breeze from the west."
 COOKING = "I like to cook pasta with tomatoes, garlic and fresh basil."
+OTHER_SENTENCES = (
+    "The train to the mountains leaves the station at nine in the morning.",
+    "My neighbor plants roses and tulips in her garden every spring.",
+    "The library closes early on Sundays, so please return your books on time.",
+    "Our team won the football match after a very exciting second half.",
+    "Please remember to turn off the lights when you leave the office.",
+)
 
 
 def espeak_available() -> bool:

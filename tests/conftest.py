@@ -86,9 +86,7 @@ def app(settings):
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
-    from app.extensions import db
-
-    db.dispose()
+    application.extensions["hark"]["db"].dispose()
 
 
 @pytest.fixture()
@@ -106,17 +104,14 @@ def _clean_tables(request):
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    from app.extensions import principals
-
-    principals.clear()
+    if "app" in request.fixturenames:
+        request.getfixturevalue("app").extensions["hark"]["principals"].clear()
     yield
 
 
 @pytest.fixture()
 def db(app):
-    from app.extensions import db as database
-
-    return database
+    return app.extensions["hark"]["db"]
 
 
 def _make_key(db, owner: str, admin: bool = False) -> str:

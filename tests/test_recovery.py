@@ -28,7 +28,7 @@ def _age(db, task_id, seconds, **columns):
 
 
 def test_created_task_whose_publish_was_lost_is_published(app, db, settings, worker):
-    from app.extensions import celery
+    celery = app.extensions["hark"]["celery"]
 
     with db.transaction() as s:  # committed, but this "API" died before publishing
         task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0},
@@ -40,7 +40,7 @@ def test_created_task_whose_publish_was_lost_is_published(app, db, settings, wor
 
 
 def test_stale_running_task_becomes_not_finished_and_reruns(app, db, settings, worker):
-    from app.extensions import celery
+    celery = app.extensions["hark"]["celery"]
 
     with db.transaction() as s:  # a worker claimed it, then vanished
         task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0},
@@ -56,7 +56,7 @@ def test_stale_running_task_becomes_not_finished_and_reruns(app, db, settings, w
 
 
 def test_gives_up_after_max_retries(app, db, settings):
-    from app.extensions import celery
+    celery = app.extensions["hark"]["celery"]
 
     with db.transaction() as s:
         task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0})
@@ -72,7 +72,7 @@ def test_gives_up_after_max_retries(app, db, settings):
 
 
 def test_assigned_task_whose_message_was_lost_is_recovered(app, db, settings, worker):
-    from app.extensions import celery
+    celery = app.extensions["hark"]["celery"]
 
     with db.transaction() as s:
         task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0},
@@ -85,10 +85,10 @@ def test_assigned_task_whose_message_was_lost_is_recovered(app, db, settings, wo
     wait_for(lambda: _row(db, task.id).status == "completed", message="recovery")
 
 
-def test_killed_worker_child_task_is_rerun_once(client, auth, settings_env, log_dir, db,
+def test_killed_worker_child_task_is_rerun_once(app, client, auth, settings_env, log_dir, db,
                                                 settings):
     """kill -9 the pool process running a task: it ends completed exactly once."""
-    from app.extensions import celery
+    celery = app.extensions["hark"]["celery"]
 
     victim = start_worker(settings_env, log_dir, name="victim", WORKER_CONCURRENCY="1",
                           WORKER_QUEUES="victim")

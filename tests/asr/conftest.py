@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.speech import COOKING, WEATHER, espeak_available, make_speech_clip  # noqa: E402
+from bench.speech import (  # noqa: E402
+    COOKING,
+    OTHER_SENTENCES,
+    WEATHER,
+    espeak_available,
+    make_speech_clip,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,16 +54,30 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[ext] = make_speech_clip(d / f"weather.{ext}", WEATHER)
     both = d / "both.wav"
     make_speech_clip(both, f"{WEATHER} {COOKING}")
-    long = d / "long.wav"
+    long = d / "long.wav"  # > 30 s of distinct sentences, concatenated with ffmpeg
+    parts = [both] + [make_speech_clip(d / f"s{i}.wav", t) for i, t in enumerate(OTHER_SENTENCES)]
+    inputs = [arg for p in parts for arg in ("-i", str(p))]
+    graph = "".join(f"[{i}:a]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(both), "-i", str(both),
-         "-i", str(both), "-i", str(out["weather"]),
-         "-filter_complex", "[0:a][1:a][2:a][3:a]concat=n=4:v=0:a=1", str(long)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            graph,
+            str(long),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     out["both"], out["long"] = both, long
-    for ext, vcodec, acodec in (("mp4", "libx264", "aac"), ("mkv", "libx264", "libopus"),
-                                ("webm", "libvpx", "libopus")):
+    for ext, vcodec, acodec in (
+        ("mp4", "libx264", "aac"),
+        ("mkv", "libx264", "libopus"),
+        ("webm", "libvpx", "libopus"),
+    ):
         video = d / f"video.{ext}"
         subprocess.run(
             ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
@@ -83,16 +103,21 @@ def base(models_dir: Path):
     return get_model("base", "cpu")
 
 
-
 _DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}
 
 
-def write_ct2_bin(path: Path, variables: dict, aliases: dict | None = None,
-                  spec: str = "WhisperSpec", revision: int = 3) -> Path:
+def write_ct2_bin(
+    path: Path,
+    variables: dict,
+    aliases: dict | None = None,
+    spec: str = "WhisperSpec",
+    revision: int = 3,
+) -> Path:
     """Minimal CTranslate2 model.bin writer (mirrors ModelSpec._serialize, version 6).
 
     Values are numpy arrays; a ``("bfloat16", uint16_array)`` tuple writes raw bfloat16.
     """
+
     def string(s: str) -> bytes:
         return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
 
@@ -126,23 +151,29 @@ def whisper_to_ct2(state: dict, dims: dict) -> dict:
 
     def lin(dst, src, bias=True):
         v[f"{dst}/weight"] = a(f"{src}.weight")
-        v[f"{dst}/bias"] = a(f"{src}.bias") if bias else np.zeros(v[f"{dst}/weight"].shape[0],
-                                                                   a(f"{src}.weight").dtype)
+        v[f"{dst}/bias"] = (
+            a(f"{src}.bias")
+            if bias
+            else np.zeros(v[f"{dst}/weight"].shape[0], a(f"{src}.weight").dtype)
+        )
 
     def ln(dst, src):
         v[f"{dst}/gamma"], v[f"{dst}/beta"] = a(f"{src}.weight"), a(f"{src}.bias")
 
     def fused(dst, srcs):
         ws = [a(f"{s}.weight") for s in srcs]
-        bs = [a(f"{s}.bias") if f"{s}.bias" in state else np.zeros(w.shape[0], w.dtype)
-              for s, w in zip(srcs, ws, strict=True)]
+        bs = [
+            a(f"{s}.bias") if f"{s}.bias" in state else np.zeros(w.shape[0], w.dtype)
+            for s, w in zip(srcs, ws, strict=True)
+        ]
         v[f"{dst}/weight"], v[f"{dst}/bias"] = np.concatenate(ws), np.concatenate(bs)
 
     for side, n in (("encoder", dims["n_audio_layer"]), ("decoder", dims["n_text_layer"])):
         for i in range(n):
             s, d = f"{side}/layer_{i}", f"{side}.blocks.{i}"
-            fused(f"{s}/self_attention/linear_0", [f"{d}.attn.{x}" for x in ("query", "key",
-                                                                           "value")])
+            fused(
+                f"{s}/self_attention/linear_0", [f"{d}.attn.{x}" for x in ("query", "key", "value")]
+            )
             lin(f"{s}/self_attention/linear_1", f"{d}.attn.out")
             ln(f"{s}/self_attention/layer_norm", f"{d}.attn_ln")
             if side == "decoder":
@@ -153,8 +184,9 @@ def whisper_to_ct2(state: dict, dims: dict) -> dict:
             lin(f"{s}/ffn/linear_0", f"{d}.mlp.0")
             lin(f"{s}/ffn/linear_1", f"{d}.mlp.2")
             ln(f"{s}/ffn/layer_norm", f"{d}.mlp_ln")
-        v[f"{side}/num_heads"] = np.array(dims["n_audio_head" if side == "encoder"
-                                               else "n_text_head"], np.int16)
+        v[f"{side}/num_heads"] = np.array(
+            dims["n_audio_head" if side == "encoder" else "n_text_head"], np.int16
+        )
     lin("encoder/conv1", "encoder.conv1")
     lin("encoder/conv2", "encoder.conv2")
     v["encoder/position_encodings/encodings"] = a("encoder.positional_embedding")
@@ -189,7 +221,10 @@ def random_ct2(tmp_path_factory: pytest.TempPathFactory):
     state = {k: t.half() for k, t in model.state_dict().items()}
     d = tmp_path_factory.mktemp("random_ct2")
     variables = whisper_to_ct2(state, RANDOM_DIMS)
-    write_ct2_bin(d / "model.bin", variables,
-                  aliases={"decoder/projection/weight": "decoder/embeddings/weight"})
+    write_ct2_bin(
+        d / "model.bin",
+        variables,
+        aliases={"decoder/projection/weight": "decoder/embeddings/weight"},
+    )
     (d / "config.json").write_text(json.dumps({"alignment_heads": [[1, 0], [1, 1]]}))
     return d, state, RANDOM_DIMS

@@ -12,9 +12,11 @@ from workers.asr.audio import MediaDecodeError, decode_audio, ffmpeg_binary, pro
 
 
 def test_import_does_not_pull_torch():
-    code = ("import sys, workers.asr, workers.asr.audio, workers.asr.registry, "
-            "workers.asr.ct2_format; assert 'torch' not in sys.modules "
-            "and 'whisper' not in sys.modules")
+    code = (
+        "import sys, workers.asr, workers.asr.audio, workers.asr.registry, "
+        "workers.asr.ct2_format; assert 'torch' not in sys.modules "
+        "and 'whisper' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -45,8 +47,22 @@ def test_errors_are_clear(tmp_path, clips):
     with pytest.raises(MediaDecodeError, match="not found"):
         decode_audio(str(tmp_path / "missing.wav"))
     silent_video = tmp_path / "novideo.mp4"
-    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "color=c=red:s=32x32:r=5", "-t", "1", str(silent_video)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=32x32:r=5",
+            "-t",
+            "1",
+            str(silent_video),
+        ],
+        check=True,
+    )
     with pytest.raises(MediaDecodeError, match="no audio stream"):
         decode_audio(str(silent_video))
     assert probe_duration(str(empty)) is None and probe_duration(str(text)) is None

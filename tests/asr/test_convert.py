@@ -17,8 +17,7 @@ from workers.asr.registry import ensure_checkpoint
 
 def test_random_model_roundtrip_is_exact(random_ct2, tmp_path):
     ct2_dir, reference, dims = random_ct2
-    out = convert_ct2_to_whisper(ct2_dir / "model.bin", ct2_dir / "config.json",
-                                 tmp_path / "m.pt")
+    out = convert_ct2_to_whisper(ct2_dir / "model.bin", ct2_dir / "config.json", tmp_path / "m.pt")
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["dims"] == dims
     assert ckpt["alignment_heads"] == [[1, 0], [1, 1]]
@@ -41,8 +40,11 @@ def test_missing_encoder_positions_use_sinusoids(random_ct2, tmp_path):
     variables = dict(load_variables(ct2_dir / "model.bin"))
     variables.pop("encoder/position_encodings/encodings")
     variables.pop("decoder/projection/weight")  # alias, re-added below
-    write_ct2_bin(tmp_path / "model.bin", variables,
-                  aliases={"decoder/projection/weight": "decoder/embeddings/weight"})
+    write_ct2_bin(
+        tmp_path / "model.bin",
+        variables,
+        aliases={"decoder/projection/weight": "decoder/embeddings/weight"},
+    )
     ckpt = build_checkpoint(tmp_path / "model.bin")
     pos = ckpt["model_state_dict"]["encoder.positional_embedding"].float().numpy()
     np.testing.assert_allclose(pos, sinusoids(1500, 64), atol=1e-3)

@@ -35,8 +35,9 @@ def test_operator_registry_entries(tmp_path, monkeypatch, random_ct2):
     pt = tmp_path / "mine.pt"
     pt.write_bytes(b"x")
     reg = tmp_path / "registry.json"
-    reg.write_text(json.dumps({"large-v3": {"checkpoint": str(pt)},
-                               "rand": {"ct2_dir": str(ct2_dir)}}))
+    reg.write_text(
+        json.dumps({"large-v3": {"checkpoint": str(pt)}, "rand": {"ct2_dir": str(ct2_dir)}})
+    )
     monkeypatch.setenv("MODELS_REGISTRY", str(reg))
     assert {"large-v3", "rand", "tiny.en"} <= set(available_models())
     assert ensure_checkpoint("large-v3") == pt
@@ -62,10 +63,16 @@ def test_concurrent_processes_convert_once(tmp_path, random_ct2):
         from workers.asr.registry import ensure_checkpoint
         print(ensure_checkpoint("rand"))
     """)
-    env = {**os.environ, "MODELS_REGISTRY": str(reg), "MODELS_DIR": str(tmp_path / "m"),
-           "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    env = {
+        **os.environ,
+        "MODELS_REGISTRY": str(reg),
+        "MODELS_DIR": str(tmp_path / "m"),
+        "PYTHONPATH": str(ROOT),
+    }
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len(set(outs)) == 1 and Path(outs[0]).is_file()

@@ -72,8 +72,15 @@ def _explain(stderr: str, url: str) -> str:
     low = stderr.lower()
     if "matches no streams" in low or "does not contain any stream" in low:
         return "could not decode media: no audio stream found"
-    if any(k in low for k in ("invalid data found", "could not find codec parameters",
-                              "invalid argument", "end of file")):
+    if any(
+        k in low
+        for k in (
+            "invalid data found",
+            "could not find codec parameters",
+            "invalid argument",
+            "end of file",
+        )
+    ):
         return "could not decode media: unrecognized or corrupt file format"
     if "permission denied" in low:
         return "could not decode media: permission denied"
