@@ -1,0 +1,245 @@
+"""Every API operation as a :class:`Call`: path, query, body, and how to parse the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ._base import Call, FileInput, Upload, read_json, read_text
+from .models import (
+    Collection,
+    Delivery,
+    Health,
+    Media,
+    Page,
+    SearchHit,
+    Task,
+    TaskCounts,
+    Webhook,
+    _Model,
+)
+
+TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def _id(value: Any) -> str:
+    """A path segment: ids are quoted so that ``/`` or ``..`` cannot change the route."""
+    text = str(value)
+    if not text:
+        raise ValueError("an id must not be empty")
+    return quote(text, safe="")
+
+
+def _one(model: type[_Model]) -> Callable[[httpx.Response], Any]:
+    return lambda response: model.from_dict(read_json(response))
+
+
+def _many(model: type[_Model], key: str) -> Callable[[httpx.Response], Page[Any]]:
+    def parse(response: httpx.Response) -> Page[Any]:
+        body = read_json(response) or {}
+        items = body.get(key) if isinstance(body, dict) else body
+        items = items if isinstance(items, list) else []
+        cursor = body.get("next_cursor") if isinstance(body, dict) else None
+        raw = body if isinstance(body, dict) else {key: items}
+        return Page([model.from_dict(i) for i in items], next_cursor=cursor, raw=raw)
+
+    return parse
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _submitted(endpoint: str) -> Callable[[httpx.Response], Task]:
+    """A submission's answer: the finished task (200) or ``{task_id, status}`` (202)."""
+
+    def parse(response: httpx.Response) -> Task:
+        task = Task.from_dict(read_json(response))
+        if task.endpoint is None:
+            task.endpoint = endpoint
+        return task
+
+    return parse
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _submit_params(defer: bool, wait_timeout: float | None) -> dict[str, Any]:
+    if defer:
+        return {"defer": True}
+    return {"defer": False, "timeout": wait_timeout}
+
+
+# -- service ---------------------------------------------------------------------------------
+
+def health() -> Call[Health]:
+    return Call("GET", "/health", _one(Health), ok_statuses=frozenset({503}))
+
+
+def diagnostics_sleep(seconds: float, fail: bool, priority: int | None, device: str | None,
+                      queue: str | None, defer: bool, wait_timeout: float | None) -> Call[Task]:
+    body = _drop_none({"seconds": seconds, "fail": fail, "priority": priority,
+                       "device": device, "queue": queue})
+    return Call("POST", "/diagnostics/sleep", _submitted("/diagnostics/sleep"),
+                params=_submit_params(defer, wait_timeout), json=body,
+                min_read_timeout=None if defer else (wait_timeout or 30.0))
+
+
+def submit_media(endpoint: str, file: FileInput | None, url: str | None, filename: str | None,
+                 options: dict[str, Any], defer: bool = True,
+                 wait_timeout: float | None = None) -> Call[Task]:
+    """``/analyze`` or ``/index``: a file as multipart, or a URL as JSON."""
+    if (file is None) == (url is None):
+        raise ValueError("pass exactly one of file= or url=")
+    params = _submit_params(defer, wait_timeout)
+    read_timeout = None if defer else (wait_timeout or 30.0)
+    if url is not None:
+        body = {"media": {"url": url}, **_drop_none(options)}
+        return Call("POST", endpoint, _submitted(endpoint), params=params, json=body,
+                    min_read_timeout=read_timeout)
+    return Call("POST", endpoint, _submitted(endpoint), params=params, form=options,
+                upload=Upload(file, filename), min_read_timeout=read_timeout)  # type: ignore[arg-type]
+
+
+def analyze_options(model: str | None, language: str | None, task: str | None,
+                    word_timestamps: bool | None, priority: int | None, device: str | None,
+                    queue: str | None, webhook: str | None,
+                    webhook_events: Sequence[str] | None) -> dict[str, Any]:
+    if task is not None and task not in ("transcribe", "translate"):
+        raise ValueError("task must be 'transcribe' or 'translate'")
+    return {"model": model, "language": language, "task": task,
+            "word_timestamps": word_timestamps, "priority": priority, "device": device,
+            "queue": queue, "webhook": webhook,
+            "webhook_events": list(webhook_events) if webhook_events is not None else None}
+
+
+def index_options(collection: str, media_id: str | None, reindex_if_exists: bool | None,
+                  model: str | None, language: str | None, priority: int | None,
+                  device: str | None, queue: str | None, webhook: str | None,
+                  webhook_events: Sequence[str] | None) -> dict[str, Any]:
+    if not collection:
+        raise ValueError("collection is required")
+    return {"collection": collection, "media_id": media_id,
+            "reindex_if_exists": reindex_if_exists, "model": model, "language": language,
+            "priority": priority, "device": device, "queue": queue, "webhook": webhook,
+            "webhook_events": list(webhook_events) if webhook_events is not None else None}
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+def count_tasks() -> Call[TaskCounts]:
+    return Call("GET", "/tasks/count", _one(TaskCounts))
+
+
+def list_tasks(page: int | None, per_page: int, status: str | None,
+               cursor: str | None) -> Call[Page[Task]]:
+    params = {"status": status, "per_page": per_page}
+    params.update({"cursor": cursor} if cursor else {"page": page})
+    return Call("GET", "/tasks", _many(Task, "tasks"), params=params)
+
+
+def get_task(task_id: str) -> Call[Task]:
+    return Call("GET", f"/tasks/{_id(task_id)}", _one(Task))
+
+
+def delete_task(task_id: str) -> Call[Task]:
+    return Call("DELETE", f"/tasks/{_id(task_id)}", _one(Task))
+
+
+def retry_task(task_id: str) -> Call[Task]:
+    return Call("POST", f"/tasks/{_id(task_id)}/retry", _one(Task))
+
+
+def transcript(task_id: str, format: str) -> Call[str]:
+    if format not in TRANSCRIPT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(TRANSCRIPT_FORMATS)}")
+    return Call("GET", f"/tasks/{_id(task_id)}/transcript", read_text,
+                params={"format": format})
+
+
+# -- collections -----------------------------------------------------------------------------
+
+def create_collection(collection_id: str, name: str | None,
+                      description: str | None) -> Call[Collection]:
+    body = _drop_none({"collection_id": collection_id, "name": name,
+                       "description": description})
+    return Call("POST", "/collections", _one(Collection), json=body)
+
+
+def list_collections(page: int, per_page: int) -> Call[Page[Collection]]:
+    return Call("GET", "/collections", _many(Collection, "collections"),
+                params={"page": page, "per_page": per_page})
+
+
+def get_collection(collection_id: str) -> Call[Collection]:
+    return Call("GET", f"/collections/{_id(collection_id)}", _one(Collection))
+
+
+def update_collection(collection_id: str, name: str | None,
+                      description: str | None) -> Call[Collection]:
+    body = _drop_none({"name": name, "description": description})
+    return Call("PATCH", f"/collections/{_id(collection_id)}", _one(Collection), json=body)
+
+
+def delete_collection(collection_id: str) -> Call[None]:
+    return Call("DELETE", f"/collections/{_id(collection_id)}", _nothing)
+
+
+def list_media(collection_id: str) -> Call[Page[Media]]:
+    return Call("GET", f"/collections/{_id(collection_id)}/media", _many(Media, "media"))
+
+
+def get_media(collection_id: str, media_id: str) -> Call[Media]:
+    return Call("GET", f"/collections/{_id(collection_id)}/media/{_id(media_id)}", _one(Media))
+
+
+def delete_media(collection_id: str, media_id: str) -> Call[None]:
+    return Call("DELETE", f"/collections/{_id(collection_id)}/media/{_id(media_id)}", _nothing)
+
+
+def search(collection_id: str, query: str, top_k: int) -> Call[Page[SearchHit]]:
+    return Call("POST", f"/collections/{_id(collection_id)}/search",
+                _many(SearchHit, "results"), json={"query": query, "top_k": top_k})
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+def create_webhook(url: str, events: Sequence[str] | None) -> Call[Webhook]:
+    body = _drop_none({"url": url, "events": list(events) if events is not None else None})
+    return Call("POST", "/webhooks", _one(Webhook), json=body)
+
+
+def list_webhooks() -> Call[Page[Webhook]]:
+    return Call("GET", "/webhooks", _many(Webhook, "webhooks"))
+
+
+def get_webhook(webhook_id: str) -> Call[Webhook]:
+    return Call("GET", f"/webhooks/{_id(webhook_id)}", _one(Webhook))
+
+
+def update_webhook(webhook_id: str, url: str, events: Sequence[str] | None) -> Call[Webhook]:
+    body = _drop_none({"url": url, "events": list(events) if events is not None else None})
+    return Call("PUT", f"/webhooks/{_id(webhook_id)}", _one(Webhook), json=body)
+
+
+def delete_webhook(webhook_id: str) -> Call[None]:
+    return Call("DELETE", f"/webhooks/{_id(webhook_id)}", _nothing)
+
+
+def rotate_webhook_secret(webhook_id: str) -> Call[Webhook]:
+    return Call("POST", f"/webhooks/{_id(webhook_id)}/rotate-secret", _one(Webhook))
+
+
+def list_deliveries(webhook_id: str) -> Call[Page[Delivery]]:
+    return Call("GET", f"/webhooks/{_id(webhook_id)}/deliveries",
+                _many(Delivery, "deliveries"))
+
+
+def redeliver(webhook_id: str, delivery_id: str) -> Call[Delivery]:
+    return Call("POST", f"/webhooks/{_id(webhook_id)}/deliveries/{_id(delivery_id)}/redeliver",
+                _one(Delivery))
