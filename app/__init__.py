@@ -40,10 +40,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import diagnostics, health, tasks
+    from app.api import analyze, diagnostics, health, tasks, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(analyze.bp)
+    app.register_blueprint(webhooks.bp)
     if app.config["HARK"].diagnostics:
         app.register_blueprint(diagnostics.bp)
 

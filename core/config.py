@@ -56,6 +56,11 @@ class Settings:
     visibility_timeout: float = 12 * 3600.0
     broker_polling_interval: float = 0.05
     key_cache_seconds: float = 10.0
+    # Media: longest accepted duration, private-network URLs, download timeout.
+    max_media_seconds: float = 4 * 3600.0
+    media_allow_private: bool = False
+    media_download_timeout: float = 120.0
+    webhook_allow_private: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -80,6 +85,10 @@ class Settings:
             visibility_timeout=_env_float("VISIBILITY_TIMEOUT", 12 * 3600.0),
             broker_polling_interval=_env_float("BROKER_POLLING_INTERVAL", 0.05),
             key_cache_seconds=_env_float("KEY_CACHE_SECONDS", 10.0),
+            max_media_seconds=_env_float("MAX_MEDIA_SECONDS", 4 * 3600.0),
+            media_allow_private=_env_bool("MEDIA_ALLOW_PRIVATE"),
+            media_download_timeout=_env_float("MEDIA_DOWNLOAD_TIMEOUT", 120.0),
+            webhook_allow_private=_env_bool("WEBHOOK_ALLOW_PRIVATE"),
         )
         values.update(overrides)
         return cls(**values)

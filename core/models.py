@@ -11,8 +11,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -133,6 +136,33 @@ class ApiKey(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)
+
+
+class MediaBlob(Base):
+    """An uploaded media file, stored in the database so any worker host can read it."""
+
+    __tablename__ = "media_blobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MediaChunk(Base):
+    """One piece (up to 1 MiB) of a media blob."""
+
+    __tablename__ = "media_chunks"
+
+    blob_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("media_blobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # Tables defined in sibling modules register on Base.metadata when imported here.

@@ -61,6 +61,7 @@ def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
         "ASSIGNED_GRACE": "2",
         "KEY_CACHE_SECONDS": "0",
         "WEBHOOK_ALLOW_PRIVATE": "1",
+        "MEDIA_ALLOW_PRIVATE": "1",
         "MODELS_DIR": os.environ.get("MODELS_DIR", str(Path("var/models").resolve())),
     }
 

@@ -77,7 +77,7 @@ def celery_config(settings: Settings) -> dict:
 
 def make_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
     settings = settings or Settings.from_env()
-    include = ["workers.tasks"] if with_tasks else []
+    include = ["workers.tasks", "workers.webhook_tasks"] if with_tasks else []
     app = Celery("hark", include=include)
     app.conf.update(celery_config(settings))
     return app

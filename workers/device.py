@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from core.dispatch import MAINTENANCE_QUEUE
+from workers.events import WEBHOOKS_QUEUE
 
 _DEVICE = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
 
@@ -58,5 +59,14 @@ def queues_for(spec: DeviceSpec, extra: str = "") -> list[str]:
     else:
         queues = ["gpu", f"gpu.{spec.index}"]
     queues.append(MAINTENANCE_QUEUE)
+    return _with_extra(queues, extra)
+
+
+def events_queues(extra: str = "") -> list[str]:
+    """An events worker's queues: webhook deliveries and maintenance, plus any extras."""
+    return _with_extra([WEBHOOKS_QUEUE, MAINTENANCE_QUEUE], extra)
+
+
+def _with_extra(queues: list[str], extra: str) -> list[str]:
     queues += [q.strip() for q in extra.split(",") if q.strip() and q.strip() not in queues]
     return queues

@@ -17,6 +17,11 @@ FAILED = "task.failed"
 NOT_FINISHED = "task.not_finished"
 ALL_EVENTS = (STARTED, COMPLETED, FAILED, NOT_FINISHED)
 
+# Webhook deliveries run on their own queue, consumed by ``WORKER_ROLE=events`` workers.
+WEBHOOKS_QUEUE = "webhooks"
+DELIVER_TASK = "hark.webhooks.deliver"
+RECOVER_TASK = "hark.webhooks.recover"
+
 
 def emit(task_id: uuid.UUID, event: str) -> None:
     """Announce ``event`` for ``task_id`` to whoever subscribed (see webhooks)."""
@@ -27,4 +32,14 @@ def emit(task_id: uuid.UUID, event: str) -> None:
 
 
 def _deliver(task_id: uuid.UUID, event: str) -> None:
-    """Hook for subscribers; webhooks plug in here."""
+    """Record a webhook delivery per interested destination and queue it.
+
+    Runs in the process that changed the task (a model worker or the sweeper). With no
+    subscriptions and no one-off callback this is one indexed query; the HTTP requests
+    happen later, on the ``webhooks`` queue, in an events worker.
+    """
+    from celery import current_app
+
+    from workers import context, webhooks
+
+    webhooks.enqueue_event(context.database(), current_app, task_id, event)

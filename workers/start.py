@@ -1,8 +1,12 @@
 """Start a worker pinned to one device: ``WORKER_DEVICE=cuda:1 python -m workers.start``.
 
-Environment: ``WORKER_DEVICE`` (cpu | cuda:N), ``WORKER_QUEUES`` (extra queues),
-``WORKER_CONCURRENCY`` (pool size, default 1), ``WORKER_NAME`` (node name),
-``PRELOAD_MODELS`` (models to load in each pool process at start).
+Environment: ``WORKER_ROLE`` (``model``, the default, or ``events``), ``WORKER_DEVICE``
+(cpu | cuda:N), ``WORKER_QUEUES`` (extra queues), ``WORKER_CONCURRENCY`` (pool size,
+default 1; 16 threads for events), ``WORKER_NAME`` (node name), ``PRELOAD_MODELS`` (models
+to load in each pool process at start).
+
+An ``events`` worker runs no models: it sends webhooks (queue ``webhooks``) and runs
+maintenance, in a pool of threads, so slow subscribers wait on sockets, not on GPUs.
 """
 
 from __future__ import annotations
@@ -10,27 +14,39 @@ from __future__ import annotations
 import os
 import sys
 
-from workers.device import parse_device, pin_device, queues_for
+from workers.device import events_queues, parse_device, pin_device, queues_for
+
+ROLES = ("model", "events")
 
 
 def worker_argv(environ=os.environ) -> list[str]:
     """Pin the device in ``environ`` and build the ``celery worker`` arguments."""
-    spec = parse_device(environ.get("WORKER_DEVICE", "cpu"))
-    pin_device(spec, environ)
-    queues = queues_for(spec, environ.get("WORKER_QUEUES", ""))
-    name = environ.get("WORKER_NAME") or f"{spec.label.replace(':', '')}@%h"
+    role = (environ.get("WORKER_ROLE") or "model").strip().lower()
+    if role not in ROLES:
+        raise ValueError(f"WORKER_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "events":
+        pin_device(parse_device("cpu"), environ)  # never opens a GPU context
+        queues = events_queues(environ.get("WORKER_QUEUES", ""))
+        name = environ.get("WORKER_NAME") or "events@%h"
+        pool, concurrency = "threads", environ.get("WORKER_CONCURRENCY") or "16"
+    else:
+        spec = parse_device(environ.get("WORKER_DEVICE", "cpu"))
+        pin_device(spec, environ)
+        queues = queues_for(spec, environ.get("WORKER_QUEUES", ""))
+        name = environ.get("WORKER_NAME") or f"{spec.label.replace(':', '')}@%h"
+        pool, concurrency = "prefork", environ.get("WORKER_CONCURRENCY", "1")
     return [
         "worker",
         "--queues",
         ",".join(queues),
         "--concurrency",
-        environ.get("WORKER_CONCURRENCY", "1"),
+        concurrency,
         "--hostname",
         name,
         "--loglevel",
         environ.get("LOG_LEVEL", "INFO"),
         "--pool",
-        "prefork",
+        pool,
     ]
 
 

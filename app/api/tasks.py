@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
+from app import transcripts
 from app.auth import current_principal
 from app.bodies import load_args
 from app.errors import APIError, not_found
 from app.extensions import celery, db
 from app.schemas import TaskListArgs, TaskSchema, decode_cursor, encode_cursor
-from core import dispatch, lifecycle
+from core import dispatch, lifecycle, media_store
 from core.models import Task, TaskCount
 from core.status import RETRYABLE, TaskStatus
 
@@ -75,6 +76,25 @@ def get_task(task_id: uuid.UUID):
         return jsonify(task_schema.dump(owned_task(session, task_id)))
 
 
+@bp.get("/<uuid:task_id>/transcript")
+def get_transcript(task_id: uuid.UUID):
+    """A finished transcription as ``txt`` (default), ``srt``, ``vtt`` or ``json``."""
+    fmt = request.args.get("format", "txt")
+    if fmt not in transcripts.FORMATS:
+        raise APIError(400, "validation_error", f"format must be one of "
+                       f"{', '.join(transcripts.FORMATS)}", {"format": ["unknown format"]})
+    with db.session() as session:
+        task = owned_task(session, task_id)
+    if task.endpoint not in ("/analyze", "/index"):
+        raise APIError(400, "not_a_transcription", "this task did not transcribe media")
+    if task.status != "completed":
+        raise APIError(409, "not_ready", f"the transcript is not ready: task is {task.status}")
+    result = task.result.get("transcript", task.result) if task.endpoint == "/index" \
+        else task.result
+    body, content_type = transcripts.render(result, fmt)
+    return Response(body, content_type=content_type)
+
+
 @bp.delete("/<uuid:task_id>")
 def delete_task(task_id: uuid.UUID):
     """Delete the task; if queued or running it is revoked and can never complete."""
@@ -82,6 +102,9 @@ def delete_task(task_id: uuid.UUID):
         task = owned_task(session, task_id)
         body = task_schema.dump(task)
         lifecycle.delete_task(session, task.id)
+        blob_id = ((task.data or {}).get("media") or {}).get("blob_id")
+        if blob_id:  # the task's uploaded media goes with it
+            media_store.delete_blob(session, uuid.UUID(blob_id))
     if body["status"] in ("created", "assigned", "running", "not_finished"):
         try:
             celery.control.revoke(str(task_id))

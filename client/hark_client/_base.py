@@ -20,8 +20,8 @@ from typing import IO, Any, Generic, TypeVar
 
 import httpx
 
-from ._version import __version__
 from ._config import API_KEY_ENV, DEFAULT_URL, URL_ENV, RetryConfig, coerce_retries
+from ._version import __version__
 from .errors import APIConnectionError, APITimeoutError, TaskFailedError, error_for_response
 from .models import Task
 
@@ -29,17 +29,22 @@ log = logging.getLogger("hark_client")
 T = TypeVar("T")
 FileInput = str | os.PathLike[str] | bytes | IO[bytes]
 Timeout = float | httpx.Timeout | None
+Retries = RetryConfig | int | None
+"""``retries=``: a :class:`RetryConfig`, a number of retries, or None for the client's."""
+ProgressCallback = Callable[[Task], Any]
+"""``on_progress(task)``: called as a waited-for task advances (async clients may pass a
+coroutine function)."""
 
 
 class Upload:
     """A file to send as multipart ``file``: a path, bytes, or a binary file object.
 
-    Opened afresh (or rewound) for every attempt, so a retried upload sends it whole.
+    A path is opened afresh for every attempt; a file object is sent from its start (httpx
+    rewinds it), so a retried upload is sent whole.
     """
 
     def __init__(self, source: FileInput, filename: str | None = None) -> None:
         self.source = source
-        self._start: int | None = None
         if isinstance(source, str | os.PathLike):
             self.filename = filename or Path(source).name
         elif isinstance(source, bytes | bytearray | memoryview):
@@ -47,10 +52,6 @@ class Upload:
         elif hasattr(source, "read"):
             name = getattr(source, "name", None)
             self.filename = filename or (Path(name).name if isinstance(name, str) else "upload")
-            try:
-                self._start = source.tell() if source.seekable() else None
-            except (AttributeError, OSError):
-                self._start = None
         else:
             raise TypeError("file must be a path, bytes or a binary file object, "
                             f"not {type(source).__name__}")
@@ -65,9 +66,7 @@ class Upload:
         elif isinstance(self.source, bytes | bytearray | memoryview):
             yield self.filename, io.BytesIO(self.source), self.content_type
         else:
-            if self._start is not None:
-                self.source.seek(self._start)
-            yield self.filename, self.source, self.content_type
+            yield self.filename, self.source, self.content_type  # type: ignore[misc]
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import httpx
 
@@ -14,7 +14,8 @@ from ._base import (
     BaseClient,
     Call,
     FileInput,
-    Poller,
+    ProgressCallback,
+    Retries,
     Timeout,
     connection_error,
     finished,
@@ -22,12 +23,10 @@ from ._base import (
     open_upload,
 )
 from ._config import DEFAULT_TIMEOUT, RetryConfig
-from .errors import WaitTimeoutError
-from .models import Collection, Delivery, Health, Media, Page, SearchHit, Task, TaskCounts, Webhook
+from ._resources import Collections, Tasks, Webhooks
+from .models import Health, SearchHit, Task
 
 T = TypeVar("T")
-Retries = RetryConfig | int | None
-ProgressCallback = Callable[[Task], Any]
 
 
 class Client(BaseClient):
@@ -200,153 +199,3 @@ class Client(BaseClient):
         return self.tasks.wait(task.id, timeout=timeout, on_progress=on_progress,
                                retries=retries)
 
-
-class Tasks:
-    """``client.tasks``: count, list, get, delete (cancels), retry, and wait for tasks."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def count(self, *, retries: Retries = None) -> TaskCounts:
-        return self._client.request(ops.count_tasks(), retries=retries)
-
-    def page(self, page: int = 1, per_page: int = 100, status: str | None = None, *,
-             cursor: str | None = None, retries: Retries = None) -> Page[Task]:
-        """One page, newest first; pass ``cursor=page.next_cursor`` to go deeper cheaply."""
-        return self._client.request(ops.list_tasks(page, per_page, status, cursor),
-                                    retries=retries)
-
-    def list(self, status: str | None = None, per_page: int = 100, *,
-             limit: int | None = None, retries: Retries = None) -> Iterator[Task]:
-        """Every task (or the first ``limit``), newest first, fetched page by page."""
-        cursor, seen = None, 0
-        while limit is None or seen < limit:
-            size = per_page if limit is None else min(per_page, limit - seen)
-            page = self.page(per_page=size, status=status, cursor=cursor, retries=retries)
-            for task in page.items:
-                yield task
-            seen += len(page.items)
-            if not page.next_cursor or not page.items:
-                return
-            cursor = page.next_cursor
-
-    def get(self, task_id: str, *, retries: Retries = None) -> Task:
-        return self._client.request(ops.get_task(task_id), retries=retries)
-
-    def delete(self, task_id: str, *, retries: Retries = None) -> Task:
-        """Delete the task, cancelling it if queued or running; returns its last state."""
-        return self._client.request(ops.delete_task(task_id), retries=retries)
-
-    def retry(self, task_id: str, *, retries: Retries = None) -> Task:
-        """Run a failed or not_finished task again (:class:`ConflictError` otherwise)."""
-        return self._client.request(ops.retry_task(task_id), retries=retries)
-
-    def wait(self, task_id: str, timeout: float | None = None, poll_interval: float = 0.5,
-             on_progress: ProgressCallback | None = None, *, retries: Retries = None) -> Task:
-        """Poll until the task is finished and return it.
-
-        ``on_progress(task)`` is called whenever its status or progress changes. Polls every
-        ``poll_interval`` seconds, slowing to every 5 s while nothing changes. Raises
-        :class:`TaskFailedError` if it failed, :class:`WaitTimeoutError` after ``timeout``.
-        """
-        poller = Poller(timeout, poll_interval)
-        while True:
-            task = self.get(task_id, retries=retries)
-            if poller.observe(task) and on_progress is not None:
-                on_progress(task)
-            if task.finished:
-                return finished(task)
-            delay = poller.next_delay()
-            if delay is None:
-                raise WaitTimeoutError(task, timeout or 0.0)
-            time.sleep(delay)
-
-
-class Collections:
-    """``client.collections``: searchable sets of indexed media."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, collection_id: str, name: str | None = None,
-               description: str | None = None, *, retries: Retries = None) -> Collection:
-        return self._client.request(ops.create_collection(collection_id, name, description),
-                                    retries=retries)
-
-    def page(self, page: int = 1, per_page: int = 100, *,
-             retries: Retries = None) -> Page[Collection]:
-        return self._client.request(ops.list_collections(page, per_page), retries=retries)
-
-    def list(self, per_page: int = 100, *, retries: Retries = None) -> Iterator[Collection]:
-        """Every collection, fetched page by page."""
-        number = 1
-        while True:
-            page = self.page(number, per_page, retries=retries)
-            yield from page.items
-            if len(page.items) < per_page:
-                return
-            number += 1
-
-    def get(self, collection_id: str, *, retries: Retries = None) -> Collection:
-        return self._client.request(ops.get_collection(collection_id), retries=retries)
-
-    def update(self, collection_id: str, *, name: str | None = None,
-               description: str | None = None, retries: Retries = None) -> Collection:
-        return self._client.request(ops.update_collection(collection_id, name, description),
-                                    retries=retries)
-
-    def delete(self, collection_id: str, *, retries: Retries = None) -> None:
-        self._client.request(ops.delete_collection(collection_id), retries=retries)
-
-    def media(self, collection_id: str, *, retries: Retries = None) -> builtins.list[Media]:
-        return self._client.request(ops.list_media(collection_id), retries=retries).items
-
-    def get_media(self, collection_id: str, media_id: str, *, retries: Retries = None) -> Media:
-        """A media item with its transcript ``segments``."""
-        return self._client.request(ops.get_media(collection_id, media_id), retries=retries)
-
-    def delete_media(self, collection_id: str, media_id: str, *,
-                     retries: Retries = None) -> None:
-        self._client.request(ops.delete_media(collection_id, media_id), retries=retries)
-
-    def search(self, collection_id: str, query: str, top_k: int = 10, *,
-               retries: Retries = None) -> builtins.list[SearchHit]:
-        return self._client.request(ops.search(collection_id, query, top_k),
-                                    retries=retries).items
-
-
-class Webhooks:
-    """``client.webhooks``: subscriptions to task events, and their deliveries."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, url: str, events: Sequence[str] | None = None, *,
-               retries: Retries = None) -> Webhook:
-        """Subscribe ``url``; the answer's ``secret`` (shown once) verifies deliveries."""
-        return self._client.request(ops.create_webhook(url, events), retries=retries)
-
-    def list(self, *, retries: Retries = None) -> builtins.list[Webhook]:
-        return self._client.request(ops.list_webhooks(), retries=retries).items
-
-    def get(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
-        return self._client.request(ops.get_webhook(webhook_id), retries=retries)
-
-    def update(self, webhook_id: str, url: str, events: Sequence[str] | None = None, *,
-               retries: Retries = None) -> Webhook:
-        return self._client.request(ops.update_webhook(webhook_id, url, events),
-                                    retries=retries)
-
-    def delete(self, webhook_id: str, *, retries: Retries = None) -> None:
-        self._client.request(ops.delete_webhook(webhook_id), retries=retries)
-
-    def rotate_secret(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
-        return self._client.request(ops.rotate_webhook_secret(webhook_id), retries=retries)
-
-    def deliveries(self, webhook_id: str, *,
-                   retries: Retries = None) -> builtins.list[Delivery]:
-        return self._client.request(ops.list_deliveries(webhook_id), retries=retries).items
-
-    def redeliver(self, webhook_id: str, delivery_id: str, *,
-                  retries: Retries = None) -> Delivery:
-        return self._client.request(ops.redeliver(webhook_id, delivery_id), retries=retries)

@@ -206,6 +206,12 @@ RANDOM_DIMS = {
 
 
 @pytest.fixture(scope="session")
+def write_ct2():
+    """The :func:`write_ct2_bin` helper (a fixture, so tests need no conftest import)."""
+    return write_ct2_bin
+
+
+@pytest.fixture(scope="session")
 def random_ct2(tmp_path_factory: pytest.TempPathFactory):
     """A random-weight (English-only) Whisper exported to CT2 format: plumbing tests only.
 

@@ -14,7 +14,7 @@ from workers.asr.audio import MediaDecodeError, decode_audio, ffmpeg_binary, pro
 def test_import_does_not_pull_torch():
     code = (
         "import sys, workers.asr, workers.asr.audio, workers.asr.registry, "
-        "workers.asr.ct2_format; assert 'torch' not in sys.modules "
+        "workers.asr.ct2_format, workers.asr.segments; assert 'torch' not in sys.modules "
         "and 'whisper' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

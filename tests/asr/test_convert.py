@@ -31,16 +31,14 @@ def test_random_model_roundtrip_is_exact(random_ct2, tmp_path):
     assert read_alignment_heads(out) == [[1, 0], [1, 1]]
 
 
-def test_missing_encoder_positions_use_sinusoids(random_ct2, tmp_path):
-    from conftest import write_ct2_bin
-
+def test_missing_encoder_positions_use_sinusoids(random_ct2, tmp_path, write_ct2):
     from workers.asr.ct2_format import load_variables
 
     ct2_dir, reference, _ = random_ct2
     variables = dict(load_variables(ct2_dir / "model.bin"))
     variables.pop("encoder/position_encodings/encodings")
     variables.pop("decoder/projection/weight")  # alias, re-added below
-    write_ct2_bin(
+    write_ct2(
         tmp_path / "model.bin",
         variables,
         aliases={"decoder/projection/weight": "decoder/embeddings/weight"},
@@ -67,3 +65,28 @@ def test_tiny_en_converts_and_loads(models_dir):
     model = whisper.load_model(str(path), device="cpu")
     assert not model.is_multilingual
     assert ensure_checkpoint("tiny.en") == path  # cached
+
+
+def test_int8_quantized_source_is_dequantized(random_ct2, tmp_path, write_ct2):
+    """An int8_float16 CT2 model (weights int8 + per-row ``weight_scale``) converts."""
+    from workers.asr.ct2_format import read_model_bin
+
+    ct2_dir, reference, _ = random_ct2
+    raw = read_model_bin(ct2_dir / "model.bin")
+    variables = dict(raw.variables)
+    for name in [n for n in variables if "/linear_" in n and n.endswith("/weight")]:
+        w = variables[name].astype(np.float32)
+        scale = 127.0 / np.maximum(np.abs(w).max(axis=1), 1e-8)
+        variables[name] = np.rint(w * scale[:, None]).astype(np.int8)
+        variables[name + "_scale"] = scale.astype(np.float32)
+    write_ct2(tmp_path / "model.bin", variables, aliases=raw.aliases)
+    state = build_checkpoint(tmp_path / "model.bin")["model_state_dict"]
+    assert state["decoder.blocks.0.attn.query.weight"].dtype == torch.float16
+    for name in (
+        "encoder.blocks.1.attn.value.weight",
+        "decoder.blocks.0.cross_attn.key.weight",
+        "decoder.blocks.1.mlp.2.weight",
+    ):
+        ref = reference[name].float()
+        tol = ref.abs().max().item() / 127
+        torch.testing.assert_close(state[name].float(), ref, rtol=0, atol=tol, msg=name)

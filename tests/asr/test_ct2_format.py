@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_ct2_bin
 
 from workers.asr.ct2_format import CT2FormatError, load_variables, read_model_bin
 
 
-def test_roundtrip_dtypes_aliases_and_quantization(tmp_path):
+def test_roundtrip_dtypes_aliases_and_quantization(tmp_path, write_ct2):
     rng = np.random.default_rng(0)
     w32 = rng.standard_normal((4, 3)).astype(np.float32)
     w16 = w32.astype(np.float16)
@@ -18,7 +17,7 @@ def test_roundtrip_dtypes_aliases_and_quantization(tmp_path):
     s16 = np.float32(2**10 / np.abs(w32).max())
     q16 = np.rint(w32 * s16).astype(np.int16)
     bf16 = (w32.view(np.uint32) >> 16).astype(np.uint16)
-    path = write_ct2_bin(tmp_path / "model.bin", {
+    path = write_ct2(tmp_path / "model.bin", {
         "a/f32": w32, "a/f16": w16, "a/q8": q8, "a/q8_scale": scale,
         "a/q16": q16, "a/q16_scale": np.array(s16), "a/bf16": ("bfloat16", bf16),
         "a/heads": np.array(6, np.int16), "a/i32": np.arange(3, dtype=np.int32),
@@ -39,8 +38,8 @@ def test_roundtrip_dtypes_aliases_and_quantization(tmp_path):
     assert int(v["a/heads"]) == 6 and v["a/i32"].tolist() == [0, 1, 2]
 
 
-def test_split_parts_are_concatenated(tmp_path):
-    data = write_ct2_bin(tmp_path / "model.bin", {"x": np.arange(1000, dtype=np.float32)})
+def test_split_parts_are_concatenated(tmp_path, write_ct2):
+    data = write_ct2(tmp_path / "model.bin", {"x": np.arange(1000, dtype=np.float32)})
     blob = data.read_bytes()
     parts = []
     for i, chunk in enumerate((blob[:100], blob[100:2000], blob[2000:]), start=1):
@@ -50,8 +49,8 @@ def test_split_parts_are_concatenated(tmp_path):
     np.testing.assert_array_equal(v["x"], np.arange(1000, dtype=np.float32))
 
 
-def test_truncated_or_foreign_file_raises(tmp_path):
-    data = write_ct2_bin(tmp_path / "model.bin", {"x": np.ones(64, np.float32)}).read_bytes()
+def test_truncated_or_foreign_file_raises(tmp_path, write_ct2):
+    data = write_ct2(tmp_path / "model.bin", {"x": np.ones(64, np.float32)}).read_bytes()
     (tmp_path / "cut.bin").write_bytes(data[:-10])
     with pytest.raises(CT2FormatError, match="truncated"):
         read_model_bin(tmp_path / "cut.bin")

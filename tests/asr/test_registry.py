@@ -36,11 +36,11 @@ def test_operator_registry_entries(tmp_path, monkeypatch, random_ct2):
     pt.write_bytes(b"x")
     reg = tmp_path / "registry.json"
     reg.write_text(
-        json.dumps({"large-v3": {"checkpoint": str(pt)}, "rand": {"ct2_dir": str(ct2_dir)}})
+        json.dumps({"large-v3": {"checkpoint": "mine.pt"}, "rand": {"ct2_dir": str(ct2_dir)}})
     )
     monkeypatch.setenv("MODELS_REGISTRY", str(reg))
     assert {"large-v3", "rand", "tiny.en"} <= set(available_models())
-    assert ensure_checkpoint("large-v3") == pt
+    assert ensure_checkpoint("large-v3") == pt  # relative paths resolve next to the JSON
     out = ensure_checkpoint("rand", tmp_path / "models")
     assert out == tmp_path / "models" / "rand.pt" and out.is_file()
 

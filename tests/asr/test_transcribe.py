@@ -8,14 +8,8 @@ import pytest
 from bench.speech import words_of
 from workers.asr.audio import decode_audio
 from workers.asr.registry import UnknownModelError
-from workers.asr.transcribe import (
-    _parse_segments,
-    _tokenizer,
-    _window_bounds,
-    run_transcription,
-    transcribe,
-    transcribe_many,
-)
+from workers.asr.segments import parse_segments, window_bounds
+from workers.asr.transcribe import _tokenizer, run_transcription, transcribe, transcribe_many
 
 WEATHER_WORDS = {"sunny", "warm", "west"}  # tiny.en hears "weather"/"breeze" badly
 COOKING_WORDS = {"cook", "pasta", "tomatoes", "garlic"}
@@ -134,21 +128,21 @@ def test_window_bounds_cut_in_silence():
     audio = (rng.standard_normal(16000 * 70) * 0.1).astype(np.float32)
     for quiet in (27.0, 55.0):  # 0.3 s pauses
         audio[int(quiet * 16000) : int((quiet + 0.3) * 16000)] = 0
-    bounds = _window_bounds(len(audio), audio)
+    bounds = window_bounds(audio)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(audio)
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
     assert all(0 < e - s <= 480000 and s % 160 == 0 for s, e in bounds)
     assert 27.0 <= bounds[0][1] / 16000 <= 27.3 and 55.0 <= bounds[1][1] / 16000 <= 55.3
 
 
-def test_parse_segments():
+def testparse_segments():
     tok = _tokenizer(False, 99, "en", "transcribe")
     ts = tok.timestamp_begin
     hello, world = tok.encode(" hello"), tok.encode(" world")
     tokens = [ts, *hello, ts + 50, ts + 50, *world, ts + 100]
-    segs = _parse_segments(tokens, tok, 30.0)
+    segs = parse_segments(tokens, tok, 30.0)
     assert [(s["start"], s["end"]) for s in segs] == [(0.0, 1.0), (1.0, 2.0)]
     assert tok.decode(segs[1]["tokens"]) == " world"
     # unterminated last segment runs to the window end; timestamps clipped to the window
-    segs = _parse_segments([ts + 10, *hello, ts + 1400, *world], tok, 20.0)
+    segs = parse_segments([ts + 10, *hello, ts + 1400, *world], tok, 20.0)
     assert [(s["start"], s["end"]) for s in segs] == [(0.2, 20.0), (20.0, 20.0)]

@@ -22,7 +22,9 @@ Name mapping (CT2 -> openai-whisper)::
     decoder/layer_N/attention/linear_2             -> decoder.blocks.N.cross_attn.out
     decoder/layer_norm                             -> decoder.ln
 
-Key projections have no bias in openai-whisper; CT2 stores zeros there, which are dropped.
+Key projections have no bias in openai-whisper; CT2 stores zeros there, which are dropped
+(even a non-zero key bias would only add a per-query constant that softmax cancels).
+Quantized (int8/int16) sources are dequantized; bfloat16/float32 sources are stored as float32.
 """
 
 from __future__ import annotations
@@ -38,22 +40,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workers.asr.ct2_format import load_variables
-
-_FLOAT_DTYPES = {
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-}
+from workers.asr.ct2_format import read_model_bin, resolve
 
 
 class ConversionError(ValueError):
     """The CTranslate2 checkpoint is not a Whisper model we can map."""
 
 
-def _target_dtype(variables: dict[str, np.ndarray]) -> torch.dtype:
-    """float16 on disk when the source is float16 (or int8_float16), else float32."""
-    big = [v for v in variables.values() if v.ndim >= 2 and v.dtype.kind == "f"]
+def _target_dtype(stored: dict[str, np.ndarray]) -> torch.dtype:
+    """float16 on disk when the stored float matrices are float16 (float16 and
+    int8_float16 models; dequantized int8 weights fit fp16), else float32."""
+    big = [v for v in stored.values() if v.ndim >= 2 and v.dtype.kind == "f"]
     if big and all(v.dtype == np.float16 for v in big):
         return torch.float16
     return torch.float32
@@ -160,10 +157,11 @@ def build_checkpoint(
     ct2_files: Sequence[Path | str] | Path | str, config_json: Path | str | None = None
 ) -> dict:
     """Build the openai-whisper checkpoint dict in memory (see module docstring)."""
-    variables = load_variables(ct2_files)
+    raw = read_model_bin(ct2_files)
+    variables = resolve(raw)  # aliases resolved, int8/int16 dequantized to float32
     config = json.loads(Path(config_json).read_text()) if config_json else {}
     dims = infer_dims(variables)
-    dtype = _target_dtype(variables)
+    dtype = _target_dtype(raw.variables)
     try:
         mapped = _map_state_dict(variables, dims)
     except KeyError as exc:

@@ -13,7 +13,9 @@ Operators add models with a JSON file named by ``$MODELS_REGISTRY``::
 
 ``checkpoint`` is an openai-whisper ``.pt`` used as is; ``ct2_dir`` is a CTranslate2
 directory (``model.bin`` or ``model.bin.part*``, plus ``config.json``) converted on
-first use. Registry entries override built-ins of the same name.
+first use. Relative paths are relative to the JSON file. Registry entries override
+built-ins of the same name. A converted file is reused until deleted from ``MODELS_DIR``
+(replace a ct2_dir's weights -> delete ``<name>.pt`` to reconvert).
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def resolve_source(name: str) -> ModelSource:
     if entry is not None:
         if not isinstance(entry, dict):
             raise RuntimeError(f"MODELS_REGISTRY entry {name!r} must be an object")
+        base = Path(os.environ["MODELS_REGISTRY"]).parent  # relative paths: next to the JSON
         if entry.get("checkpoint"):
-            return ModelSource(name, checkpoint=Path(entry["checkpoint"]))
+            return ModelSource(name, checkpoint=base / entry["checkpoint"])
         if entry.get("ct2_dir"):
-            return ct2_source(name, Path(entry["ct2_dir"]))
+            return ct2_source(name, base / entry["ct2_dir"])
         raise RuntimeError(f"MODELS_REGISTRY entry {name!r} needs 'checkpoint' or 'ct2_dir'")
     dirs = _builtin_sources().get(name)
     if dirs is None or not all(dirs):

@@ -1,6 +1,6 @@
 """Batched Whisper transcription on top of openai-whisper (no Flask / Celery here).
 
-Audio is cut into windows of at most 30 s (each cut placed at the quietest 20 ms in
+Audio is cut into windows of at most 30 s (each cut placed in the quietest ~0.3 s of
 the last 5 s of a window, so words are rarely split), windows are decoded in batches
 with ``whisper.decode`` and the timestamp tokens of each window become segments
 offset by the window start. Windows are decoded independently (no previous-text
@@ -9,26 +9,27 @@ prompt), which is what makes batching, and pooling several audios, possible.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
 import whisper
-from whisper.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
+from whisper.audio import HOP_LENGTH, SAMPLE_RATE
 from whisper.timing import add_word_timestamps
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
 
 from workers.asr.audio import decode_audio
 from workers.asr.convert import apply_alignment_heads, read_alignment_heads
 from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint
+from workers.asr.segments import assemble_result, parse_segments, window_bounds
 
 TASKS = ("transcribe", "translate")
-MIN_CUT_S = 25.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
@@ -37,6 +38,9 @@ SILENCE_PEAK = 1e-3  # about -60 dBFS
 
 _MODELS: dict[tuple[str, str], whisper.Whisper] = {}
 _MODELS_LOCK = threading.Lock()
+# whisper installs forward hooks (kv-cache, attention capture) on the shared modules while
+# decoding, so a model instance must not decode in two threads at once.
+_INFER_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def resolve_device(device: str | None) -> str:
@@ -70,26 +74,20 @@ def get_model(name: str | None = None, device: str = "cpu") -> whisper.Whisper:
         return _MODELS[key]
 
 
+def model_load_times() -> dict[tuple[str, str], float]:
+    """Seconds each cached (name, device) model took to load, for metrics."""
+    with _MODELS_LOCK:
+        return {k: m.hark_load_seconds for k, m in _MODELS.items()}
+
+
+def _inference_lock(model: whisper.Whisper) -> threading.Lock:
+    with _MODELS_LOCK:
+        return _INFER_LOCKS.setdefault(model, threading.Lock())
+
+
 @lru_cache(maxsize=64)
 def _tokenizer(multilingual: bool, num_languages: int, language: str, task: str) -> Tokenizer:
     return get_tokenizer(multilingual, num_languages=num_languages, language=language, task=task)
-
-
-def _window_bounds(n: int, audio: np.ndarray) -> list[tuple[int, int]]:
-    """Windows of at most 30 s; each cut goes in the quietest ~0.3 s of the window's
-    last 5 s (a pause between words, not a stop consonant inside one)."""
-    bounds, start, frame, span = [], 0, 320, 15  # 20 ms frames, 300 ms smoothing
-    while start < n:
-        end = min(start + N_SAMPLES, n)
-        if end < n:
-            lo = start + int(MIN_CUT_S * SAMPLE_RATE)
-            k = (end - lo) // frame
-            energy = np.square(audio[lo : lo + k * frame].reshape(k, frame)).mean(axis=1)
-            smooth = np.convolve(energy, np.ones(span) / span, mode="valid")
-            end = lo + (int(np.argmin(smooth)) + span // 2) * frame + frame // 2
-        bounds.append((start, end))
-        start = end
-    return bounds
 
 
 def _mel(model: whisper.Whisper, chunk: np.ndarray) -> torch.Tensor:
@@ -116,7 +114,7 @@ def _decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -
         for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                opts = whisper.DecodingOptions(**{**options.__dict__, "temperature": temperature})
+                opts = dataclasses.replace(options, temperature=temperature)
                 attempts.append(whisper.decode(model, mels[i], opts))
             if not _needs_fallback(attempts[-1]):
                 break
@@ -124,43 +122,6 @@ def _decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -
             attempts.sort(key=lambda r: r.avg_logprob)
         results[i] = attempts[-1]
     return results
-
-
-def _parse_segments(tokens: Sequence[int], tok: Tokenizer, length_s: float) -> list[dict]:
-    """Split a window's tokens at timestamp tokens into window-relative segments."""
-    out, text, start, last = [], [], None, 0.0
-    for t in tokens:
-        if t >= tok.timestamp_begin:
-            ts = min((t - tok.timestamp_begin) * 0.02, length_s)
-            if text:
-                out.append(
-                    {"start": start if start is not None else last, "end": ts, "tokens": text}
-                )
-                text, start, last = [], None, ts
-            else:
-                start = ts
-        elif t < tok.eot:
-            text.append(t)
-    if text:
-        out.append({"start": start if start is not None else last, "end": length_s, "tokens": text})
-    return out
-
-
-def _words(segment: dict, offset: float, duration: float) -> list[dict]:
-    words, prev = [], offset
-    for w in segment.get("words", []):
-        start = min(max(float(w["start"]), prev), duration)
-        end = min(max(float(w["end"]), start), duration)
-        words.append(
-            {
-                "word": w["word"].strip(),
-                "start": round(start, 3),
-                "end": round(end, 3),
-                "probability": round(float(w["probability"]), 4),
-            }
-        )
-        prev = start
-    return words
 
 
 def check_compatible(model: whisper.Whisper, language: str | None, task: str) -> None:
@@ -199,13 +160,11 @@ def transcribe_many(
     n_lang = getattr(model, "num_languages", 99)
     windows: list[tuple[str, int, int, int]] = []  # (language, audio index, start, end)
     langs: list[str] = []
-    with torch.no_grad():
+    with torch.no_grad(), _inference_lock(model):
         for i, audio in enumerate(audios):
             # digitally silent windows are skipped: Whisper hallucinates ("you") on them
             bounds = [
-                (s, e)
-                for s, e in _window_bounds(len(audio), audio)
-                if np.abs(audio[s:e]).max() >= SILENCE_PEAK
+                (s, e) for s, e in window_bounds(audio) if np.abs(audio[s:e]).max() >= SILENCE_PEAK
             ]
             lang = language or "en"
             if language is None and model.is_multilingual and bounds:
@@ -230,7 +189,7 @@ def transcribe_many(
             for (_, i, s, e), mel, res in zip(batch, mels, results, strict=True):
                 if _is_silence(res):
                     continue
-                segs = _parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
+                segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
                 for seg in segs:
                     seg["seek"] = s // HOP_LENGTH
                     seg["start"] += s / SAMPLE_RATE
@@ -254,37 +213,9 @@ def transcribe_many(
     if progress is not None and not windows:
         progress(100)
     return [
-        _assemble(model, a, lang, segs, word_timestamps)
+        assemble_result(getattr(model, "hark_name", None), len(a), lang, segs, word_timestamps)
         for a, lang, segs in zip(audios, langs, raw, strict=True)
     ]
-
-
-def _assemble(model, audio: np.ndarray, lang: str, raw: list[dict], words: bool) -> dict:
-    duration = len(audio) / SAMPLE_RATE
-    segments, prev = [], 0.0
-    for seg in sorted(raw, key=lambda s: s["seek"]):
-        text = seg["text"].strip()
-        if not text:
-            continue
-        start = min(max(float(seg["start"]), prev), duration)
-        end = min(max(float(seg["end"]), start), duration)
-        item: dict[str, Any] = {
-            "id": len(segments),
-            "start": round(start, 3),
-            "end": round(end, 3),
-            "text": text,
-        }
-        if words:
-            item["words"] = _words(seg, start, duration)
-        segments.append(item)
-        prev = start
-    return {
-        "text": "".join(s["text"] for s in sorted(raw, key=lambda s: s["seek"])).strip(),
-        "language": lang,
-        "duration": round(duration, 3),
-        "segments": segments,
-        "model": getattr(model, "hark_name", None),
-    }
 
 
 def transcribe(
@@ -327,7 +258,7 @@ def normalize_language(language: str | None) -> str | None:
 def run_transcription(
     media_path: str,
     options: dict,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Decode ``media_path`` and transcribe it; the function the Celery task calls.

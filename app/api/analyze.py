@@ -1,0 +1,70 @@
+"""``POST /analyze``: transcribe audio or video with Whisper (defer optional)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from app.endpoints import DeferOption, Endpoint
+from app.errors import APIError
+from app.media_input import discard, read_request
+from app.schemas_media import analyze_schema
+from core.dispatch import BrokerUnavailable
+from core.netguard import UnsafeURLError, check_url
+
+bp = Blueprint("analyze", __name__)
+analyze_endpoint = Endpoint(
+    name="analyze",
+    path="/analyze",
+    summary="Transcribe or translate speech in an audio or video file",
+    defer_option=DeferOption.OPTIONAL,
+)
+ROUTING = ("priority", "device", "queue")
+CALLBACK = ("webhook", "webhook_events")
+
+
+def split_request(options: dict) -> tuple[dict, dict, dict]:
+    """(model options, routing, callback) from a validated request."""
+    routing = {k: options.pop(k) for k in ROUTING}
+    callback = {k: options.pop(k) for k in CALLBACK if options.get(k) is not None}
+    for key in CALLBACK:
+        options.pop(key, None)
+    return options, routing, callback
+
+
+def check_model(name: str | None) -> str:
+    from workers.asr.registry import DEFAULT_MODEL, available_models
+
+    name = name or DEFAULT_MODEL
+    models = available_models()
+    if name not in models:
+        raise APIError(400, "unknown_model", f"unknown model {name!r}; available: "
+                       + ", ".join(models), {"model": [f"choose one of {models}"]})
+    return name
+
+
+def check_callback(callback: dict) -> None:
+    if "webhook" not in callback:
+        return
+    try:
+        check_url(callback["webhook"],
+                  allow_private=current_app.config["HARK"].webhook_allow_private)
+    except UnsafeURLError as exc:
+        raise APIError(400, "invalid_webhook_url", str(exc)) from None
+
+
+def check_options(options: dict) -> None:
+    """Validation that needs more than the schema, done before any upload is stored."""
+    options["model"] = check_model(options["model"])
+    check_callback({k: options[k] for k in CALLBACK if options.get(k) is not None})
+
+
+@bp.post("/analyze")
+def analyze():
+    options, media = read_request(analyze_schema, check_options)
+    options, routing, callback = split_request(options)
+    data = {"media": media, "options": options, **callback}
+    try:
+        return analyze_endpoint.submit(data, **routing)
+    except BrokerUnavailable:
+        discard(media)
+        raise

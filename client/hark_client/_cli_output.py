@@ -1,0 +1,129 @@
+"""How the CLI shows things: aligned tables, key/value blocks, JSON, a progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from .models import Task
+
+
+def to_jsonable(value: Any) -> Any:
+    """Models as the JSON the server sent (``.raw``); lists of them as lists."""
+    if hasattr(value, "raw") and isinstance(value.raw, dict):
+        return value.raw
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(to_jsonable(value), out, indent=2, ensure_ascii=False, default=str)
+    out.write("\n")
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return " ".join(str(value).split())
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+                out: TextIO | None = None, max_width: int = 60) -> None:
+    """Columns aligned to their widest cell (cells cut at ``max_width``)."""
+    out = out or sys.stdout
+    text_rows = [[_cut(cell(v), max_width) for v in row] for row in rows]
+    if not text_rows:
+        out.write("(none)\n")
+        return
+    widths = [max(len(h), *(len(r[i]) for r in text_rows)) for i, h in enumerate(headers)]
+    for row in [list(headers), *text_rows]:
+        line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+        out.write(line.rstrip() + "\n")
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]], out: TextIO | None = None) -> None:
+    """``key: value`` lines with the values aligned; dicts and lists as indented JSON."""
+    out = out or sys.stdout
+    pairs = list(pairs)
+    width = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        if isinstance(value, dict | list) and value:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+            text = text.replace("\n", "\n" + " " * (width + 2))
+        else:
+            text = cell(value)
+        out.write(f"{key + ':':<{width + 1}} {text}\n")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def task_fields(task: Task) -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = [
+        ("id", task.id), ("endpoint", task.endpoint), ("status", task.status),
+        ("progress", f"{task.progress}%" if task.progress is not None else None),
+        ("priority", task.priority), ("queue", task.queue), ("device", task.device),
+        ("worker", task.worker), ("attempts", task.attempts), ("retries", task.retry_count),
+        ("created", task.created_at), ("started", task.started_at),
+        ("completed", task.completed_at),
+    ]
+    if task.error:
+        pairs.append(("error", f"{task.error.get('type')}: {task.error.get('message')}"))
+    if task.result is not None:
+        pairs.append(("result", task.result))
+    return pairs
+
+
+def task_row(task: Task) -> list[Any]:
+    progress = f"{task.progress}%" if task.progress is not None else None
+    return [task.id, task.status, progress, task.endpoint, task.created_at]
+
+
+TASK_HEADERS = ("ID", "STATUS", "PROGRESS", "ENDPOINT", "CREATED")
+
+
+class ProgressBar:
+    """``on_progress`` callback drawing ``[#####.....]  50%  running`` on stderr.
+
+    On a terminal the bar redraws in place; elsewhere (logs, pipes) a line is written when
+    the status changes or progress moves by a quarter.
+    """
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = self.stream.isatty()
+        self._last: tuple[str | None, int] | None = None
+        self._drawn = False
+
+    def __call__(self, task: Task) -> None:
+        percent = max(0, min(100, task.progress or 0))
+        if self.tty:
+            filled = round(self.width * percent / 100)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {percent:3d}%  {task.status:<12}")
+            self._drawn = True
+        elif (self._last is None or self._last[0] != task.status
+              or percent - self._last[1] >= 25 or (percent == 100 and self._last[1] != 100)):
+            self.stream.write(f"{task.status} {percent}%\n")
+            self._last = (task.status, percent)
+        self.stream.flush()
+
+    def done(self) -> None:
+        """End the bar's line, so that what follows starts on a fresh one."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False

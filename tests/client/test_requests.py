@@ -1,0 +1,187 @@
+"""The exact requests the client sends, and how it reads answers, for every operation.
+
+Routes still being built on the server are checked here against the written contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from hark_client import AsyncClient, Client, Collection, SearchHit, Webhook
+from tests.client.fakeserver import FakeServer, Reply
+
+ACCEPTED = Reply(202, {"task_id": "t-1", "status": "assigned"})
+
+
+def query(seen) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(seen.path).query)
+
+
+def test_analyze_url_is_json_and_deferred():
+    with FakeServer(ACCEPTED) as server, Client(server.url, "key") as client:
+        task = client.analyze(url="https://example.com/a.mp3", model="base", language="en",
+                              task="translate", word_timestamps=True, priority=7,
+                              webhook="https://hooks.example.com/h",
+                              webhook_events=["task.completed"])
+    seen = server.requests[0]
+    assert (seen.method, urlsplit(seen.path).path) == ("POST", "/analyze")
+    assert query(seen) == {"defer": ["true"]}
+    assert seen.json() == {"media": {"url": "https://example.com/a.mp3"}, "model": "base",
+                           "language": "en", "task": "translate", "word_timestamps": True,
+                           "priority": 7, "webhook": "https://hooks.example.com/h",
+                           "webhook_events": ["task.completed"]}
+    assert seen.headers["x-api-key"] == "key"
+    assert seen.headers["user-agent"].startswith("hark-client/")
+    assert (task.id, task.status, task.endpoint, task.finished) == \
+        ("t-1", "assigned", "/analyze", False)
+
+
+def test_analyze_file_is_multipart_with_options_as_fields():
+    with FakeServer(ACCEPTED) as server, Client(server.url, "key") as client:
+        client.analyze(io.BytesIO(b"ID3data"), filename="song.mp3", word_timestamps=False,
+                       priority=2, webhook_events=["task.completed", "task.failed"])
+    seen = server.requests[0]
+    assert seen.headers["content-type"].startswith("multipart/form-data; boundary=")
+    body = seen.body
+    assert b'name="file"; filename="song.mp3"' in body and b"Content-Type: audio/mpeg" in body
+    assert b'name="word_timestamps"\r\n\r\nfalse\r\n' in body
+    assert b'name="priority"\r\n\r\n2\r\n' in body
+    assert body.count(b'name="webhook_events"') == 2
+    assert b'name="model"' not in body  # options left out are not sent
+
+
+def test_analyze_needs_exactly_one_source():
+    with Client("http://127.0.0.1:9", "k") as client:
+        with pytest.raises(ValueError):
+            client.analyze()
+        with pytest.raises(ValueError):
+            client.analyze(b"x", url="https://example.com/a.mp3")
+        with pytest.raises(ValueError):
+            client.analyze(b"x", task="summarize")
+
+
+def test_index_sends_collection_and_media_id():
+    with FakeServer(ACCEPTED) as server, Client(server.url, "key") as client:
+        task = client.index(url="https://example.com/a.mp3", collection="talks",
+                            media_id="ep-1", reindex_if_exists=True)
+    assert server.requests[0].json() == {"media": {"url": "https://example.com/a.mp3"},
+                                         "collection": "talks", "media_id": "ep-1",
+                                         "reindex_if_exists": True}
+    assert task.endpoint == "/index"
+
+
+def test_sync_sleep_passes_its_wait_to_the_server():
+    done = {"id": "t-2", "task_id": "t-2", "status": "completed", "result": {"slept": 0.1},
+            "progress": 100, "created_at": "2026-01-02T03:04:05.123456+00:00"}
+    with FakeServer(Reply(200, done)) as server, Client(server.url, "k", timeout=1) as client:
+        task = client.diagnostics_sleep(0.1, timeout=45, priority=3)
+    seen = server.requests[0]
+    assert query(seen) == {"defer": ["false"], "timeout": ["45"]}
+    assert seen.json() == {"seconds": 0.1, "fail": False, "priority": 3}
+    assert task.succeeded and task.result == {"slept": 0.1}
+    assert task.created_at.utcoffset().total_seconds() == 0
+
+
+def test_task_paths_and_transcript_formats():
+    with FakeServer(Reply(200, b"1\n00:00:00,000 --> 00:00:01,000\nhi\n",
+                          {"content-type": "text/plain"})) as server, \
+            Client(server.url, "k") as client:
+        text = client.transcript("t/../x", "srt")
+        with pytest.raises(ValueError):
+            client.transcript("t", "docx")
+    assert text.startswith("1\n00:00:00,000")
+    assert server.requests[0].path == "/tasks/t%2F..%2Fx/transcript?format=srt"
+
+
+def test_collections_contract():
+    collection = {"collection_id": "talks", "name": "Talks", "description": None,
+                  "created_at": "2026-01-02T03:04:05+00:00", "extra": 1}
+    hits = {"results": [{"media_id": "m1", "start": 1.5, "end": 3.0, "text": "hello",
+                         "score": 0.87}]}
+    replies = [Reply(201, collection), Reply(200, {"collections": [collection]}),
+               Reply(200, collection), Reply(200, {"media": [{"media_id": "m1"}]}),
+               Reply(200, {"media_id": "m1", "segments": [{"id": 0, "start": 0, "end": 1,
+                                                           "text": "hi"}]}),
+               Reply(200, hits), Reply(204, b""), Reply(200, {})]
+    with FakeServer(*replies) as server, Client(server.url, "k") as client:
+        created = client.collections.create("talks", "Talks")
+        listed = list(client.collections.list(per_page=5))
+        updated = client.collections.update("talks", description="d")
+        media = client.collections.media("talks")
+        one = client.collections.get_media("talks", "m1")
+        found = client.search("talks", "greeting", top_k=3)
+        assert client.collections.delete("talks") is None
+        assert client.collections.delete_media("talks", "m1") is None
+    assert isinstance(created, Collection) and created.id == "talks"
+    assert created.raw["extra"] == 1 and created.created_at.year == 2026
+    assert [c.id for c in listed] == ["talks"] and updated.name == "Talks"
+    assert media[0].id == "m1" and one.segments[0].text == "hi"
+    assert found == [SearchHit("m1", 1.5, 3.0, "hello", 0.87, raw=hits["results"][0])]
+    calls = [(r.method, r.path) for r in server.requests]
+    assert calls == [("POST", "/collections"), ("GET", "/collections?page=1&per_page=5"),
+                     ("PATCH", "/collections/talks"), ("GET", "/collections/talks/media"),
+                     ("GET", "/collections/talks/media/m1"),
+                     ("POST", "/collections/talks/search"), ("DELETE", "/collections/talks"),
+                     ("DELETE", "/collections/talks/media/m1")]
+    assert server.requests[0].json() == {"collection_id": "talks", "name": "Talks"}
+    assert server.requests[2].json() == {"description": "d"}
+    assert server.requests[5].json() == {"query": "greeting", "top_k": 3}
+
+
+def test_webhooks_contract():
+    hook = {"id": "w1", "url": "https://h.example.com", "events": ["task.completed"],
+            "secret": "whsec_c2VjcmV0"}
+    delivery = {"id": "d1", "webhook_id": "w1", "event": "task.completed", "status": "failed",
+                "status_code": 500, "attempts": 3}
+    replies = [Reply(201, hook), Reply(200, {"webhooks": [hook]}), Reply(200, hook),
+               Reply(200, hook), Reply(200, {**hook, "secret": "whsec_bmV3"}),
+               Reply(200, {"deliveries": [delivery]}), Reply(202, delivery), Reply(204, b"")]
+    with FakeServer(*replies) as server, Client(server.url, "k") as client:
+        created = client.webhooks.create("https://h.example.com", ["task.completed"])
+        assert [w.id for w in client.webhooks.list()] == ["w1"]
+        client.webhooks.get("w1")
+        client.webhooks.update("w1", "https://h.example.com", events=["task.failed"])
+        rotated = client.webhooks.rotate_secret("w1")
+        deliveries = client.webhooks.deliveries("w1")
+        again = client.webhooks.redeliver("w1", "d1")
+        client.webhooks.delete("w1")
+    assert isinstance(created, Webhook) and created.secret == "whsec_c2VjcmV0"
+    assert rotated.secret == "whsec_bmV3"
+    assert deliveries[0].response_status == 500 and again.id == "d1"
+    calls = [(r.method, r.path) for r in server.requests]
+    assert calls == [("POST", "/webhooks"), ("GET", "/webhooks"), ("GET", "/webhooks/w1"),
+                     ("PUT", "/webhooks/w1"), ("POST", "/webhooks/w1/rotate-secret"),
+                     ("GET", "/webhooks/w1/deliveries"),
+                     ("POST", "/webhooks/w1/deliveries/d1/redeliver"),
+                     ("DELETE", "/webhooks/w1")]
+    assert server.requests[3].json() == {"url": "https://h.example.com",
+                                         "events": ["task.failed"]}
+
+
+def test_async_client_sends_the_same_requests():
+    async def scenario(url: str) -> None:
+        async with AsyncClient(url, "key") as client:
+            await client.analyze(b"RIFF", filename="a.wav", language="en")
+            await client.index(url="https://example.com/a.mp3", collection="c")
+
+    with FakeServer(ACCEPTED) as server:
+        asyncio.run(scenario(server.url))
+    upload, indexed = server.requests
+    assert b'filename="a.wav"' in upload.body and b'name="language"\r\n\r\nen' in upload.body
+    assert indexed.json() == {"media": {"url": "https://example.com/a.mp3"}, "collection": "c"}
+
+
+def test_environment_supplies_url_and_key(monkeypatch):
+    monkeypatch.setenv("HARK_URL", "http://example.invalid:1234/")
+    monkeypatch.setenv("HARK_API_KEY", "from-env")
+    with Client() as client:
+        assert client.base_url == "http://example.invalid:1234"
+        assert client.headers["x-api-key"] == "from-env"
+    monkeypatch.delenv("HARK_URL")
+    with Client(api_key="explicit") as client:
+        assert client.base_url == "http://127.0.0.1:8000"
+        assert client.headers["x-api-key"] == "explicit"

@@ -1,0 +1,32 @@
+"""The /analyze pipeline: fetch the media, check its length, transcribe it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from workers import context
+from workers.media import fetch_media
+from workers.runner import PipelineError, TaskContext
+
+
+def transcribe_media(ctx: TaskContext, progress_scale: float = 1.0) -> dict[str, Any]:
+    """Fetch the task's media and transcribe it with the task's options."""
+    from workers.asr.audio import probe_duration
+    from workers.asr.transcribe import run_transcription
+
+    settings = context.settings()
+    with tempfile.TemporaryDirectory(prefix="hark-task-") as folder:
+        path = fetch_media(context.database(), ctx.data["media"], Path(folder), settings)
+        duration = probe_duration(str(path))
+        if duration is not None and duration > settings.max_media_seconds:
+            raise PipelineError(f"media lasts {duration:.0f} s; the limit is "
+                                f"{settings.max_media_seconds:.0f} s")
+        ctx.check_cancelled()
+        return run_transcription(str(path), dict(ctx.data.get("options") or {}), ctx.device,
+                                 progress=lambda pct: ctx.progress(pct * progress_scale))
+
+
+def run_analyze_task(ctx: TaskContext) -> dict[str, Any]:
+    return transcribe_media(ctx)

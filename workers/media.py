@@ -1,0 +1,78 @@
+"""Getting a task's media onto local disk: from a database blob or a checked URL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from core import media_store
+from core.config import Settings
+from core.db import Database
+from core.netguard import UnsafeURLError, check_url
+from workers.runner import PipelineError
+
+MAX_REDIRECTS = 5
+
+
+class MediaFetchError(PipelineError):
+    """The media could not be fetched (gone, unreachable, too large, unsafe)."""
+
+
+def fetch_media(db: Database, media: dict[str, Any], folder: Path, settings: Settings) -> Path:
+    """Write the media to a file in ``folder`` and return its path."""
+    path = folder / "media"
+    if "blob_id" in media:
+        try:
+            with db.session() as session:
+                media_store.write_to(session, uuid.UUID(media["blob_id"]), path)
+        except KeyError:
+            raise MediaFetchError("the uploaded media is no longer stored") from None
+        return path
+    if "url" in media:
+        download(media["url"], path, settings)
+        return path
+    raise MediaFetchError("the task has no media")
+
+
+def download(url: str, path: Path, settings: Settings) -> int:
+    """Stream ``url`` to ``path``, checking every redirect hop and capping the size."""
+    limit = settings.max_request_bytes
+    timeout = httpx.Timeout(settings.media_download_timeout, connect=10.0)
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                check_url(url, allow_private=settings.media_allow_private)
+            except UnsafeURLError as exc:
+                raise MediaFetchError(f"refused media URL: {exc}") from None
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers.get("location", ""))
+                        continue
+                    if response.status_code != 200:
+                        raise MediaFetchError(
+                            f"media URL answered HTTP {response.status_code}")
+                    declared = int(response.headers.get("content-length") or 0)
+                    if declared > limit:
+                        raise MediaFetchError(f"media is larger than the {limit} byte limit")
+                    return _save(response, path, limit)
+            except httpx.HTTPError as exc:
+                raise MediaFetchError(f"could not download media: {exc}") from None
+    raise MediaFetchError("too many redirects")
+
+
+def _save(response: httpx.Response, path: Path, limit: int) -> int:
+    size = 0
+    with open(path, "wb") as out:
+        for chunk in response.iter_bytes(1024 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise MediaFetchError(f"media is larger than the {limit} byte limit")
+            out.write(chunk)
+    if size == 0:
+        raise MediaFetchError("the media URL returned an empty body")
+    return size
