@@ -69,13 +69,16 @@ def write_audio(path: str | Path, samples: np.ndarray) -> Path:
     return path
 
 
-def make_speech_clip(path: str | Path, text: str, seconds: float | None = None) -> Path:
+def make_speech_clip(
+    path: str | Path, text: str, seconds: float | None = None, *, voice: str = VOICE
+) -> Path:
     """Write ``text`` spoken by espeak-ng to ``path`` (format from the extension).
 
     With ``seconds``, the utterance is repeated (0.4 s gaps, never cut mid-word) as many
     times as fit, at least once, then padded with silence to exactly ``seconds``.
+    ``voice`` is an espeak-ng voice (``en-us``, ``es``, ``fr``...).
     """
-    speech = synthesize(text)
+    speech = synthesize(text, voice=voice)
     if seconds is None:
         return write_audio(path, speech)
     gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)

@@ -139,3 +139,23 @@ def test_long_task_not_run_twice_after_visibility_timeout(client, auth, settings
     assert done.attempts == 1
     logs = first.output() + second.output()
     assert f"task {task_id} not claimable" in logs, "the message was never re-delivered"
+
+
+def test_beat_runs_the_sweeper(app, db, settings_env, log_dir, worker, tmp_path):
+    """With beat running, a committed-but-never-published task completes by itself."""
+    import sys
+
+    from tests.support import Process, platform_env
+
+    with db.transaction() as s:
+        task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0},
+                                     queue="cpu")
+    env = platform_env(settings_env, DATA_DIR=str(tmp_path))
+    beat = Process([sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
+                    "--loglevel", "INFO"], env, log_dir / "beat.log")
+    try:
+        done = wait_for(lambda: (r := _row(db, task.id)).status == "completed" and r,
+                        timeout=30, message="beat-driven sweep to publish the task")
+    finally:
+        beat.stop()
+    assert done.attempts == 1 and "Scheduler: Sending due task sweep" in beat.output()

@@ -123,6 +123,16 @@ def test_base_split_model_transcribes(base, clips):
     check_segments(result)
 
 
+def test_base_detects_spanish(base, tmp_path):
+    from bench.speech import make_speech_clip
+
+    clip = make_speech_clip(tmp_path / "es.wav", "Hola, me gusta cocinar pasta con tomates y ajo.",
+                            voice="es")  # fmt: skip
+    result = transcribe(base, decode_audio(str(clip)))
+    assert result["language"] == "es"
+    assert {"pasta", "tomates", "ajo"} <= words_of(result["text"]), result["text"]
+
+
 def test_window_bounds_cut_in_silence():
     rng = np.random.default_rng(0)
     audio = (rng.standard_normal(16000 * 70) * 0.1).astype(np.float32)
