@@ -40,11 +40,13 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import analyze, diagnostics, health, tasks, webhooks
+    from app.api import analyze, collections, diagnostics, health, index, tasks, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(analyze.bp)
+    app.register_blueprint(index.bp)
+    app.register_blueprint(collections.bp)
     app.register_blueprint(webhooks.bp)
     if app.config["HARK"].diagnostics:
         app.register_blueprint(diagnostics.bp)

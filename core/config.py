@@ -55,6 +55,8 @@ class Settings:
     # Dead workers are detected by heartbeats instead.
     visibility_timeout: float = 12 * 3600.0
     broker_polling_interval: float = 0.05
+    # Namespace for every Redis key of this deployment, so several can share one Redis.
+    broker_key_prefix: str = ""
     key_cache_seconds: float = 10.0
     # Media: longest accepted duration, private-network URLs, download timeout.
     max_media_seconds: float = 4 * 3600.0
@@ -84,6 +86,7 @@ class Settings:
             max_retries=_env_int("MAX_RETRIES", 3),
             visibility_timeout=_env_float("VISIBILITY_TIMEOUT", 12 * 3600.0),
             broker_polling_interval=_env_float("BROKER_POLLING_INTERVAL", 0.05),
+            broker_key_prefix=os.environ.get("BROKER_KEY_PREFIX", ""),
             key_cache_seconds=_env_float("KEY_CACHE_SECONDS", 10.0),
             max_media_seconds=_env_float("MAX_MEDIA_SECONDS", 4 * 3600.0),
             media_allow_private=_env_bool("MEDIA_ALLOW_PRIVATE"),

@@ -30,6 +30,7 @@ class CompletionWaiter:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._connected = threading.Event()
+        self._closed = threading.Event()
 
     def configure(self, database_url: str) -> None:
         if database_url.startswith(("postgresql", "postgres")):
@@ -92,21 +93,28 @@ class CompletionWaiter:
             self._thread.start()
         self._connected.wait(2.0)
 
+    def close(self) -> None:
+        """Stop the listener thread (it exits within a second)."""
+        self._closed.set()
+
     def _listen_forever(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=3) as conn:
                     conn.execute(f"LISTEN {FINISHED_CHANNEL}")
                     self._connected.set()
                     backoff = 0.1
                     self._wake_all()
-                    for note in conn.notifies():
-                        self._wake(note.payload)
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._wake(note.payload)
             except Exception as exc:  # reconnect on any failure; waiters re-check meanwhile
                 self._connected.clear()
+                if self._closed.is_set():
+                    return
                 log.warning("completion listener lost its connection: %s", exc)
-                time.sleep(backoff)
+                self._closed.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     def _wake(self, task_id: str) -> None:

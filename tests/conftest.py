@@ -47,9 +47,9 @@ def log_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
     """Environment for every platform process of this session (API, workers)."""
-    redis.Redis.from_url(BROKER_URL).flushdb()
     data_dir = tmp_path_factory.mktemp("data")
-    return {
+    prefix = f"hark-test-{uuid.uuid4().hex[:8]}:"
+    yield {
         "DATABASE_URL": database_url,
         "BROKER_URL": BROKER_URL,
         "DATA_DIR": str(data_dir),
@@ -63,7 +63,12 @@ def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
         "WEBHOOK_ALLOW_PRIVATE": "1",
         "MEDIA_ALLOW_PRIVATE": "1",
         "MODELS_DIR": os.environ.get("MODELS_DIR", str(Path("var/models").resolve())),
+        # Concurrent test sessions share Redis: each gets its own key namespace.
+        "BROKER_KEY_PREFIX": prefix,
     }
+    client = redis.Redis.from_url(BROKER_URL)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +92,7 @@ def app(settings):
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
+    application.extensions["hark"]["waiter"].close()
     application.extensions["hark"]["db"].dispose()
 
 

@@ -69,6 +69,8 @@ def celery_config(settings: Settings) -> dict:
             "socket_timeout": 10,
             "retry_on_timeout": True,
         }
+        if settings.broker_key_prefix:
+            conf["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix
     else:  # AMQP: priority queues need the x-max-priority argument.
         conf["task_queue_max_priority"] = 10
         conf["task_default_priority"] = 0

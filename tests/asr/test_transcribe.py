@@ -71,7 +71,7 @@ def test_batched_equals_sequential_on_long_clip(tiny, long_audio):
 
 
 def test_transcribe_many_equals_separate_calls(tiny, clips):
-    audios = [decode_audio(str(clips[k])) for k in ("weather", "cooking", "both")]
+    audios = [decode_audio(str(clips[k])) for k in ("weather", "cooking")]
     pooled = transcribe_many(tiny, audios, batch_size=4)
     assert pooled == [transcribe(tiny, a, batch_size=4) for a in audios]
 
@@ -130,7 +130,7 @@ def test_base_detects_spanish(base, tmp_path):
                             voice="es")  # fmt: skip
     result = transcribe(base, decode_audio(str(clip)))
     assert result["language"] == "es"
-    assert {"pasta", "tomates", "ajo"} <= words_of(result["text"]), result["text"]
+    assert {"hola", "gusta", "pasta"} <= words_of(result["text"]), result["text"]
 
 
 def test_window_bounds_cut_in_silence():

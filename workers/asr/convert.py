@@ -222,7 +222,10 @@ def apply_alignment_heads(model: torch.nn.Module, heads: Sequence[Sequence[int]]
 
 def read_alignment_heads(checkpoint_path: Path | str) -> list[list[int]]:
     """Read the ``alignment_heads`` key of a checkpoint without loading the weights."""
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) checkpoints cannot be memory-mapped
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     return [list(map(int, h)) for h in ckpt.get("alignment_heads") or []]
 
 
@@ -230,11 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workers.asr import registry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=registry.DEFAULT_MODEL, help="registry name")
-    parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument(
+        "--model", action="append", help="registry name (repeatable; default $WHISPER_MODEL)"
+    )
+    parser.add_argument("--models-dir", type=Path, default=None, help="default $MODELS_DIR")
     args = parser.parse_args(argv)
-    path = registry.ensure_checkpoint(args.model, args.models_dir)
-    print(path)
+    for name in args.model or [registry.DEFAULT_MODEL]:
+        try:
+            print(registry.ensure_checkpoint(name, args.models_dir))
+        except registry.UnknownModelError as exc:
+            parser.error(str(exc))
     return 0
 
 

@@ -58,7 +58,14 @@ def load_model(name: str, device: str) -> whisper.Whisper:
     t0 = time.perf_counter()
     path = ensure_checkpoint(name)
     model = whisper.load_model(str(path), device=resolve_device(device))
-    apply_alignment_heads(model, read_alignment_heads(path))
+    heads = read_alignment_heads(path)
+    if heads:
+        apply_alignment_heads(model, heads)
+    elif name in whisper._ALIGNMENT_HEADS:  # an official checkpoint brought by the operator
+        try:
+            model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
+        except (ValueError, RuntimeError):  # dims differ: not really that model; keep default
+            pass
     model.eval()
     model.hark_name = name
     model.hark_load_seconds = time.perf_counter() - t0

@@ -1,0 +1,121 @@
+"""Marshmallow schemas of ``/collections`` and ``/index`` (requests in, responses out).
+
+Unknown fields are refused (400), as everywhere in the API.
+"""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.schemas import StrictBoolean
+from core.models_collections import ID_PATTERN
+
+_ID = re.compile(ID_PATTERN.rstrip("$") + r"\Z")  # "$" would also accept a final newline
+ID_RULE = "1-100 letters, digits, '_' or '-'"
+MAX_QUERY_CHARS = 2000
+MAX_TOP_K = 100
+
+
+def is_valid_id(value: str) -> bool:
+    return isinstance(value, str) and _ID.match(value) is not None
+
+
+def _check_id(value: str) -> None:
+    if not is_valid_id(value):
+        raise ValidationError(f"must be {ID_RULE}")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+class CollectionCreate(Schema):
+    """``POST /collections``; ``name`` defaults to the id."""
+
+    collection_id = fields.String(required=True, validate=_check_id)
+    name = fields.String(validate=[validate.Length(min=1, max=200), _not_blank],
+                         load_default=None)
+    description = fields.String(validate=validate.Length(max=2000), allow_none=True,
+                                load_default=None)
+
+
+class CollectionUpdate(Schema):
+    """``PATCH /collections/<id>``: ``name`` and/or ``description``."""
+
+    name = fields.String(validate=[validate.Length(min=1, max=200), _not_blank])
+    description = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+    @validates_schema
+    def something_to_change(self, data, **_kwargs):
+        if not data:
+            raise ValidationError("give name and/or description")
+
+
+class PageArgs(Schema):
+    """``page``/``per_page``, as ``GET /tasks`` takes them."""
+
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000), load_default=1)
+    per_page = fields.Integer(validate=validate.Range(min=1, max=1000), load_default=100)
+
+
+class SearchRequest(Schema):
+    """``POST /collections/<id>/search``."""
+
+    query = fields.String(required=True,
+                          validate=[validate.Length(min=1, max=MAX_QUERY_CHARS), _not_blank])
+    top_k = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_TOP_K),
+                           load_default=10)
+
+
+def index_fields(strict: bool) -> dict[str, fields.Field]:
+    """What ``POST /index`` takes besides the /analyze options."""
+    boolean = StrictBoolean if strict else fields.Boolean
+    return {
+        "collection": fields.String(required=True, validate=_check_id),
+        "media_id": fields.String(validate=_check_id, allow_none=True, load_default=None),
+        "reindex_if_exists": boolean(load_default=False),
+    }
+
+
+class CollectionSchema(Schema):
+    collection_id = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    media_count = fields.Integer()
+    segment_count = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SegmentSchema(Schema):
+    id = fields.Integer(attribute="idx")
+    start = fields.Float()
+    end = fields.Float()
+    text = fields.String()
+
+
+class IndexedMediaSchema(Schema):
+    """A media item of a collection; ``segments`` only when one item is asked for."""
+
+    media_id = fields.String(required=True)
+    collection_id = fields.String()
+    task_id = fields.UUID(allow_none=True)
+    duration = fields.Float(allow_none=True)
+    language = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+    filename = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
+    segment_count = fields.Integer()
+    created_at = fields.DateTime()
+    segments = fields.List(fields.Nested(SegmentSchema))
+
+
+class SearchHitSchema(Schema):
+    media_id = fields.String(required=True)
+    start = fields.Float()
+    end = fields.Float()
+    text = fields.String()
+    score = fields.Float()

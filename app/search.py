@@ -1,0 +1,225 @@
+"""Semantic search over a collection, on plain PostgreSQL (or SQLite).
+
+Each API process keeps, per collection, the matrix of its segments' normalized
+embeddings (float32, one row per segment, in segment-id order) and the segment ids.
+A search reads the collection's two counters (one indexed query it makes anyway to
+find the collection), then:
+
+* same ``version`` as the cached matrix: use it;
+* a larger ``version`` but the same ``reset_version`` (segments were only added): load
+  the rows with ids above the last cached one and append them;
+* otherwise (segments were removed or replaced): reload the collection's rows.
+
+The query is embedded with the same model (on CPU, loaded once per process), scored as
+``matrix @ query`` (cosine similarity, since both sides have unit norm) and the best
+``top_k`` picked with ``np.argpartition``; their text and times come from one query by id.
+The cache holds at most ``SEARCH_CACHE_MB`` (least recently used collections go first).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from core import collections_store as store
+from core.db import Database
+
+Loader = Callable[[int], tuple[np.ndarray, np.ndarray]]
+"""``load(after_id) -> (ids, matrix)``: the collection's rows with id > after_id."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Search tuning, from the environment (``SEARCH_*``)."""
+
+    cache_bytes: int = 1024 * 1024 * 1024
+    # torch threads for query embedding in the API process.
+    threads: int = 1
+    # Load the embedding model when the app starts (in a background thread).
+    preload: bool = False
+
+    @classmethod
+    def from_env(cls) -> SearchSettings:
+        return cls(
+            cache_bytes=int(float(os.environ.get("SEARCH_CACHE_MB") or 1024) * 1024 * 1024),
+            threads=int(os.environ.get("SEARCH_THREADS") or 1),
+            preload=(os.environ.get("SEARCH_PRELOAD") or "").strip().lower()
+            in {"1", "true", "yes", "on"},
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A collection's vectors as of ``version``: ``ids[i]`` is the segment of row ``i``."""
+
+    version: int
+    reset_version: int
+    ids: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    @property
+    def last_id(self) -> int:
+        return int(self.ids[-1]) if len(self.ids) else 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.matrix.nbytes
+
+    def extended(self, ids: np.ndarray, matrix: np.ndarray, version: int) -> Snapshot:
+        if not len(ids):
+            return Snapshot(version, self.reset_version, self.ids, self.matrix)
+        if not self.size:
+            return Snapshot(version, self.reset_version, ids, matrix)
+        return Snapshot(version, self.reset_version, np.concatenate([self.ids, ids]),
+                        np.concatenate([self.matrix, matrix]))
+
+
+class MatrixCache:
+    """Per-collection snapshots, least recently used evicted past ``max_bytes``.
+
+    Thread-safe; one thread loads a given collection while others asking for it wait.
+    """
+
+    def __init__(self, max_bytes: int = SearchSettings.cache_bytes) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[Hashable, threading.Lock] = {}
+        self.full_loads = 0
+        self.partial_loads = 0
+
+    def get(self, key: Hashable, version: int, reset_version: int, load: Loader) -> Snapshot:
+        """The snapshot of ``key`` at ``version`` or newer, loading what is missing.
+
+        Counters only grow and every change bumps ``version``, so an entry whose version
+        is at least the one asked for is current enough.
+        """
+        entry = self._fresh(key, version)
+        if entry is not None:
+            return entry
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            entry = self._fresh(key, version)
+            if entry is not None:
+                return entry
+            with self._lock:
+                old = self._entries.get(key)
+            if old is not None and old.reset_version == reset_version:
+                ids, matrix = load(old.last_id)
+                entry = old.extended(ids, matrix, version)
+                self.partial_loads += 1
+            else:
+                ids, matrix = load(0)
+                entry = Snapshot(version, reset_version, ids, matrix)
+                self.full_loads += 1
+            self._put(key, entry)
+            return entry
+
+    def _fresh(self, key: Hashable, version: int) -> Snapshot | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.version < version:
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def _put(self, key: Hashable, entry: Snapshot) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
+                evicted, _ = self._entries.popitem(last=False)
+                self._key_locks.pop(evicted, None)
+
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self._entries.values())
+
+
+def top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the ``k`` highest ``matrix @ query`` scores, best first, and scores.
+
+    Ties go to the lower row (the older segment).
+    """
+    n = len(matrix)
+    k = max(0, min(int(k), n))
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    scores = matrix @ np.asarray(query, dtype=matrix.dtype)
+    rows = np.argpartition(scores, n - k)[n - k:] if k < n else np.arange(n)
+    rows = rows[np.lexsort((rows, -scores[rows]))]
+    return rows, scores[rows]
+
+
+@lru_cache(maxsize=1024)
+def embed_query(text: str, threads: int = 1) -> np.ndarray:
+    """The query's unit vector (CPU model, loaded on first use); repeated queries are cached."""
+    from workers.embedding import get_embedder
+
+    vector = get_embedder("cpu", threads=threads).embed([text])[0]
+    vector.flags.writeable = False
+    return vector
+
+
+def warm_up(threads: int = 1) -> None:
+    """Load the embedding model now rather than on the first search."""
+    embed_query("warm up", threads)
+
+
+def db_loader(db: Database, collection_pk: int) -> Loader:
+    def load(after_id: int) -> tuple[np.ndarray, np.ndarray]:
+        with db.session() as session:
+            return store.load_vectors(session, collection_pk, after_id)
+
+    return load
+
+
+def search_collection(
+    db: Database,
+    cache: MatrixCache,
+    *,
+    collection_pk: int,
+    version: int,
+    reset_version: int,
+    query: str,
+    k: int,
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """``[{"media_id", "start", "end", "text", "score"}]``, best first."""
+    snapshot = cache.get(collection_pk, version, reset_version, db_loader(db, collection_pk))
+    if not snapshot.size:
+        return []
+    rows, scores = top_k(snapshot.matrix, embed_query(query, threads), k)
+    ids = snapshot.ids[rows]
+    with db.session() as session:
+        found = store.segments_by_id(session, ids.tolist())
+    hits = []
+    for seg_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        segment = found.get(seg_id)
+        if segment is not None:  # removed since the snapshot was taken
+            hits.append({**segment, "score": round(float(score), 6)})
+    return hits
