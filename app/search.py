@@ -170,8 +170,12 @@ def top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np
     if k == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     scores = matrix @ np.asarray(query, dtype=matrix.dtype)
-    rows = np.argpartition(scores, n - k)[n - k:] if k < n else np.arange(n)
-    rows = rows[np.lexsort((rows, -scores[rows]))]
+    if k < n:  # rows tied with the k-th score all compete, so ties resolve by row
+        threshold = scores[np.argpartition(scores, n - k)[n - k:]].min()
+        rows = np.flatnonzero(scores >= threshold)
+    else:
+        rows = np.arange(n)
+    rows = rows[np.lexsort((rows, -scores[rows]))][:k]
     return rows, scores[rows]
 
 

@@ -52,14 +52,22 @@ def _move(
     target: TaskStatus,
     *,
     only_from: list[str] | None = None,
+    attempt: int | None = None,
     **values: Any,
 ) -> Task | None:
-    """Move ``task_id`` to ``target`` if its status allows it; return the row or None."""
+    """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
+
+    ``attempt`` fences a worker's writes: only the run that claimed attempt N may finish
+    it, so a worker cut off from the network cannot complete a task re-run elsewhere.
+    """
     sources = only_from if only_from is not None else sources_for(target)
     now = utcnow()
+    conditions = [Task.id == task_id, Task.status.in_(sources)]
+    if attempt is not None:
+        conditions.append(Task.attempts == attempt)
     stmt = (
         update(Task)
-        .where(Task.id == task_id, Task.status.in_(sources))
+        .where(*conditions)
         .values(status=target.value, updated_at=now, **values)
         .returning(Task)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -95,26 +103,33 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
     )
 
 
-def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None) -> bool:
-    """Refresh a running task's heartbeat. False if it is no longer running (e.g. deleted)."""
+def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
+              attempt: int | None = None) -> bool:
+    """Refresh a running task's heartbeat. False if this run no longer owns it (deleted,
+    or declared lost and re-run elsewhere)."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if progress is not None:
         values["progress"] = max(0, min(100, int(progress)))
+    conditions = [Task.id == task_id, Task.status == TaskStatus.RUNNING.value]
+    if attempt is not None:
+        conditions.append(Task.attempts == attempt)
     stmt = (
         update(Task)
-        .where(Task.id == task_id, Task.status == TaskStatus.RUNNING.value)
+        .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     return session.execute(stmt).rowcount == 1
 
 
-def complete(session: Session, task_id: uuid.UUID, result: Any) -> Task | None:
+def complete(session: Session, task_id: uuid.UUID, result: Any,
+             attempt: int | None = None) -> Task | None:
     """Store the result. None if the task was deleted or taken away meanwhile."""
     task = _move(
         session,
         task_id,
         TaskStatus.COMPLETED,
+        attempt=attempt,
         result=result,
         error=None,
         progress=100,
@@ -125,9 +140,11 @@ def complete(session: Session, task_id: uuid.UUID, result: Any) -> Task | None:
     return task
 
 
-def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any]) -> Task | None:
+def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any],
+         attempt: int | None = None) -> Task | None:
     """Record a failure with its details (``{"type", "message"}``)."""
-    task = _move(session, task_id, TaskStatus.FAILED, error=error, completed_at=utcnow())
+    task = _move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
+                 completed_at=utcnow())
     if task is not None:
         notify_finished(session, task_id)
     return task

@@ -83,3 +83,23 @@ def test_heartbeat_reports_deleted_task(db):
         lifecycle.delete_task(s, task.id)
     with db.transaction() as s:
         assert not lifecycle.heartbeat(s, task.id)
+
+
+def test_a_lost_run_cannot_finish_a_task_rerun_elsewhere(db):
+    """Fencing: after a re-run claims attempt 2, attempt 1's writes change nothing."""
+    task = _task(db)
+    with db.transaction() as s:
+        first = lifecycle.claim(s, task.id, worker="cut-off", device="cpu").attempts
+    with db.transaction() as s:
+        lifecycle.mark_not_finished(s, task.id, "worker stopped heartbeating")
+    with db.transaction() as s:
+        second = lifecycle.claim(s, task.id, worker="rescuer", device="cpu").attempts
+    assert (first, second) == (1, 2)
+    with db.transaction() as s:  # the cut-off worker comes back
+        assert not lifecycle.heartbeat(s, task.id, 50, attempt=first)
+        assert lifecycle.complete(s, task.id, {"by": "cut-off"}, attempt=first) is None
+        assert lifecycle.fail(s, task.id, {"type": "X", "message": "m"}, attempt=first) is None
+    with db.transaction() as s:
+        assert lifecycle.heartbeat(s, task.id, 60, attempt=second)
+        assert lifecycle.complete(s, task.id, {"by": "rescuer"}, attempt=second).result == \
+            {"by": "rescuer"}

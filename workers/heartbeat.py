@@ -24,9 +24,11 @@ class Heartbeat:
         task_id: uuid.UUID,
         interval: float,
         min_write_interval: float = 0.5,
+        attempt: int | None = None,
     ) -> None:
         self.db = db
         self.task_id = task_id
+        self.attempt = attempt
         self.interval = interval
         self.min_write_interval = min_write_interval
         self.cancelled = threading.Event()
@@ -58,7 +60,7 @@ class Heartbeat:
             self._last_write = time.monotonic()
         try:
             with self.db.transaction() as session:
-                alive = lifecycle.heartbeat(session, self.task_id, progress)
+                alive = lifecycle.heartbeat(session, self.task_id, progress, self.attempt)
         except Exception as exc:  # the database may be briefly down; keep working
             log.warning("heartbeat for %s failed: %s", self.task_id, exc)
             return

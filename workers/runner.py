@@ -77,7 +77,8 @@ def execute(
         return "skipped"
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED)
-    with Heartbeat(db, task_uuid, settings.heartbeat_interval) as beat:
+    attempt = task.attempts
+    with Heartbeat(db, task_uuid, settings.heartbeat_interval, attempt=attempt) as beat:
         context = TaskContext(
             task_id=task_uuid,
             endpoint=task.endpoint,
@@ -98,13 +99,13 @@ def execute(
             else:
                 log.exception("task %s crashed", task_uuid)
             with db.transaction() as session:
-                failed = lifecycle.fail(session, task_uuid, describe_error(exc))
+                failed = lifecycle.fail(session, task_uuid, describe_error(exc), attempt)
             if failed is None:
                 return "cancelled"
             events.emit(task_uuid, events.FAILED)
             return "failed"
     with db.transaction() as session:
-        done = lifecycle.complete(session, task_uuid, result)
+        done = lifecycle.complete(session, task_uuid, result, attempt)
     if done is None:
         log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
         return "cancelled"

@@ -409,13 +409,16 @@ def retry_delay(settings: WebhookSettings, index: int, retry_after: float | None
 
 @dataclass(frozen=True)
 class _Claimed:
+    """A delivery this worker now owns, with where to send it or why it cannot be sent."""
+
     delivery: WebhookDelivery
-    url: str | None
-    secrets: list[str]
+    url: str = ""
+    secrets: list[str] = field(default_factory=list)
     refusal: str | None = None
 
 
 def _claim(db: Database, delivery_id: uuid.UUID, attempt: int, lease: float) -> _Claimed | None:
+    """Move the delivery to ``sending`` if it waits for ``attempt``; None if it does not."""
     now = utcnow()
     with db.transaction() as session:
         delivery = session.execute(
@@ -428,13 +431,14 @@ def _claim(db: Database, delivery_id: uuid.UUID, attempt: int, lease: float) -> 
             .returning(WebhookDelivery)
             .execution_options(synchronize_session=False, populate_existing=True)
         ).scalar_one_or_none()
-        if delivery is None or delivery.webhook_id is None:
-            return None if delivery is None else _Claimed(delivery, delivery.url, [])
+        if delivery is None:
+            return None
+        if delivery.webhook_id is None:  # a one-off callback: signed after the transaction
+            return _Claimed(delivery, delivery.url or "")
         webhook = session.get(Webhook, delivery.webhook_id)
         if webhook is None or not webhook.enabled:
-            reason = webhook.disabled_reason if webhook is not None else None
-            return _Claimed(delivery, None, [],
-                            f"subscription is disabled ({reason or 'by its owner'})")
+            reason = (webhook.disabled_reason if webhook is not None else None) or "by its owner"
+            return _Claimed(delivery, refusal=f"subscription is disabled ({reason})")
         return _Claimed(delivery, webhook.url, active_secrets(webhook, now))
 
 
@@ -451,16 +455,18 @@ def deliver(db: Database, celery_app: Celery, delivery_id: uuid.UUID | str, atte
         return "skipped"
     delivery = claimed.delivery
     if claimed.refusal is not None:
-        result = SendResult(error=claimed.refusal)
-    else:
-        secrets = claimed.secrets or active_secrets(callback_secret(db, delivery.owner), utcnow())
-        body = delivery.payload.encode()
-        headers = {
-            **webhook_signing.signed_headers(secrets, delivery.message_id, int(time.time()), body),
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-        }
-        result = send(claimed.url or "", headers, body, settings)
+        return _finish(db, celery_app, delivery, attempt, SendResult(error=claimed.refusal),
+                       settings)
+    secrets = claimed.secrets
+    if delivery.webhook_id is None:
+        secrets = active_secrets(callback_secret(db, delivery.owner), utcnow())
+    body = delivery.payload.encode()
+    headers = {
+        **webhook_signing.signed_headers(secrets, delivery.message_id, int(time.time()), body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+    result = send(claimed.url, headers, body, settings)
     return _finish(db, celery_app, delivery, attempt, result, settings)
 
 
