@@ -28,7 +28,8 @@ def compose_config(*args: str) -> dict:
 def test_compose_is_valid_and_complete():
     services = compose_config("--profile", "gpu")["services"]
     assert {"postgres", "redis", "migrate", "api", "worker-cpu", "worker-gpu0", "worker-gpu1",
-            "beat", "flower"} <= set(services)
+            "worker-events", "beat", "flower"} <= set(services)
+    assert services["worker-events"]["environment"]["WORKER_ROLE"] == "events"
     assert services["migrate"]["command"][-2:] == ["db", "upgrade"]
     assert services["api"]["command"][0] == "gunicorn"
     assert services["api"]["depends_on"]["migrate"]["condition"] == \

@@ -11,6 +11,7 @@ from celery.signals import worker_process_init
 
 from core.config import Settings
 from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
+from workers.events import RECOVER_TASK, WEBHOOKS_QUEUE
 
 
 def celery_config(settings: Settings) -> dict:
@@ -40,7 +41,13 @@ def celery_config(settings: Settings) -> dict:
                 "task": SWEEP_TASK,
                 "schedule": settings.sweep_interval,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
-            }
+            },
+            # Re-sends webhook deliveries a crashed worker or a lost message left behind.
+            "webhooks-recover": {
+                "task": RECOVER_TASK,
+                "schedule": 30.0,
+                "options": {"queue": WEBHOOKS_QUEUE, "expires": 30.0},
+            },
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from core.config import Settings
 from core.db import Database
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 _settings: Settings | None = None
 _database: Database | None = None
+_lock = threading.Lock()
 
 
 def settings() -> Settings:
@@ -28,7 +30,9 @@ def settings() -> Settings:
 def database() -> Database:
     global _database
     if _database is None:
-        _database = Database().configure(settings().database_url)
+        with _lock:  # thread-pool workers (events role) start many threads at once
+            if _database is None:
+                _database = Database().configure(settings().database_url)
     return _database
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from functools import cache
 
-from celery import Celery, current_app, shared_task
+from celery import shared_task
 
 from workers import context, webhooks
-from workers.events import DELIVER_TASK, RECOVER_TASK, WEBHOOKS_QUEUE
+from workers.events import DELIVER_TASK, RECOVER_TASK
 
 RECOVER_INTERVAL = 30.0
 
@@ -34,15 +34,3 @@ def recover_task(self) -> dict:
     """Re-queue deliveries whose message or worker was lost; drop old finished ones."""
     return asdict(webhooks.recover(context.database(), self.app, delivery_settings()))
 
-
-def schedule_recovery(app: Celery, interval: float = RECOVER_INTERVAL) -> None:
-    """Add the periodic recovery to ``app``'s beat schedule (next to the sweep)."""
-    app.conf.beat_schedule.setdefault("webhooks-recover", {
-        "task": RECOVER_TASK,
-        "schedule": interval,
-        "options": {"queue": WEBHOOKS_QUEUE, "expires": interval},
-    })
-
-
-# Celery beat imports the task modules before it reads its schedule.
-schedule_recovery(current_app)
