@@ -145,10 +145,10 @@ def pipeline(db, monkeypatch, client, auth):
     """Run ``run_index_task`` in-process with a fake transcription."""
     client.post("/collections", headers=auth, json={"collection_id": "talks"})
     monkeypatch.setattr(indexing.context, "database", lambda: db)
+    segments = [{"id": 0, "start": 0.0, "end": 2.0, "text": " Trains leave at nine."},
+                {"id": 1, "start": 2.0, "end": 4.0, "text": " Tea is served."}]
     transcript = {"text": "Trains leave at nine. Tea is served.", "language": "en",
-                  "duration": 4.0, "model": "tiny.en",
-                  "segments": [{"id": 0, "start": 0.0, "end": 2.0, "text": " Trains leave at nine."},
-                               {"id": 1, "start": 2.0, "end": 4.0, "text": " Tea is served."}]}
+                  "duration": 4.0, "model": "tiny.en", "segments": segments}
     during: list = []
 
     def fake_transcribe(ctx, scale):

@@ -16,6 +16,8 @@ from hark_client import (
     WaitTimeoutError,
 )
 
+WAIT = 30  # seconds: a broken platform fails the test instead of hanging it
+
 
 def test_async_flows(api_url, api_key):
     async def scenario() -> None:
@@ -32,7 +34,7 @@ def test_async_flows(api_url, api_key):
 
             submitted = await hark.diagnostics_sleep(1.5, defer=True)
             finished = await hark.tasks.wait(submitted.id, poll_interval=0.1,
-                                             on_progress=record)
+                                             on_progress=record, timeout=WAIT)
             assert finished.succeeded
             progress = [t.progress for t in seen]
             assert progress == sorted(progress) and progress[-1] == 100 and len(seen) >= 3
@@ -42,7 +44,7 @@ def test_async_flows(api_url, api_key):
             assert (await hark.tasks.count()).total == 2
 
             with pytest.raises(TaskFailedError):
-                await hark.diagnostics_sleep(0, fail=True, wait=True)
+                await hark.diagnostics_sleep(0, fail=True, wait=True, timeout=WAIT)
             slow = await hark.diagnostics_sleep(10, defer=True)
             with pytest.raises(WaitTimeoutError):
                 await hark.tasks.wait(slow.id, timeout=0.3, poll_interval=0.1)
@@ -51,8 +53,10 @@ def test_async_flows(api_url, api_key):
                 await hark.tasks.get(str(uuid.uuid4()))
 
             # Two waits in flight at once on one client (the worker runs two tasks).
-            both = await asyncio.gather(hark.diagnostics_sleep(0.3, defer=True, wait=True),
-                                        hark.diagnostics_sleep(0.3, defer=True, wait=True))
+            both = await asyncio.gather(hark.diagnostics_sleep(0.3, defer=True, wait=True,
+                                                              timeout=WAIT),
+                                        hark.diagnostics_sleep(0.3, defer=True, wait=True,
+                                                              timeout=WAIT))
             assert all(t.succeeded for t in both) and both[0].id != both[1].id
 
         async with AsyncClient(api_url, "wrong") as stranger:

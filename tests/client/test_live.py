@@ -21,6 +21,8 @@ from hark_client import (
     WaitTimeoutError,
 )
 
+WAIT = 30  # seconds: a broken platform fails the test instead of hanging it
+
 
 def test_health(hark):
     health = hark.health()
@@ -41,7 +43,8 @@ def test_defer_then_wait_reports_increasing_progress(hark):
     submitted = hark.diagnostics_sleep(2.0, defer=True)
     assert submitted.status in ("created", "assigned", "running") and not submitted.finished
     seen: list[Task] = []
-    done = hark.tasks.wait(submitted.id, poll_interval=0.1, on_progress=seen.append)
+    done = hark.tasks.wait(submitted.id, poll_interval=0.1, on_progress=seen.append,
+                           timeout=WAIT)
     assert done.succeeded and done.id == submitted.id
     progress = [t.progress for t in seen]
     assert progress == sorted(progress), progress
@@ -51,7 +54,7 @@ def test_defer_then_wait_reports_increasing_progress(hark):
 
 def test_sleep_with_wait_polls_past_a_deferred_submit(hark):
     calls: list[int] = []
-    task = hark.diagnostics_sleep(0.5, defer=True, wait=True, timeout=20,
+    task = hark.diagnostics_sleep(0.5, defer=True, wait=True, timeout=WAIT,
                                   on_progress=lambda t: calls.append(t.progress))
     assert task.succeeded and calls and calls[-1] == 100
 
@@ -77,7 +80,7 @@ def test_count_and_list_page_through_every_task(api_url, api_key):
         assert [t.id for t in page] == [ids[2], ids[1]] and page.next_cursor
 
         for task_id in ids:
-            hark.tasks.wait(task_id)
+            hark.tasks.wait(task_id, timeout=WAIT)
         assert [t.id for t in hark.tasks.list(status="completed")] == ids[::-1]
         assert list(hark.tasks.list(status="failed")) == []
 
@@ -98,7 +101,7 @@ def test_get_and_delete_cancels(hark):
 
 def test_failed_task_raises_and_can_be_retried(hark):
     with pytest.raises(TaskFailedError) as caught:
-        hark.diagnostics_sleep(0, fail=True, wait=True)
+        hark.diagnostics_sleep(0, fail=True, wait=True, timeout=WAIT)
     failed = caught.value.task
     assert failed.failed and failed.error["type"] == "DiagnosticFailure"
     assert "on purpose" in str(caught.value)
@@ -107,7 +110,7 @@ def test_failed_task_raises_and_can_be_retried(hark):
     assert retried.retry_count == 1 and retried.status in ("created", "assigned", "running",
                                                            "failed")
     with pytest.raises(TaskFailedError) as again:  # same input, fails again: really re-ran
-        hark.tasks.wait(failed.id, poll_interval=0.1)
+        hark.tasks.wait(failed.id, poll_interval=0.1, timeout=WAIT)
     assert again.value.task.attempts == 2
 
 

@@ -1,0 +1,124 @@
+"""A throwaway platform for benchmarks: its own PostgreSQL database, Redis namespace,
+real workers as subprocesses, and the Flask app in-process (or under gunicorn)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+
+from tests.support import PG_ADMIN_URL, Process, start_api, start_worker
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+@dataclass
+class Platform:
+    env: dict[str, str]
+    log_dir: Path
+    app: object = None
+    api_key: str = ""
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key}
+
+    def worker(self, name: str = "bench", **extra: str) -> Process:
+        proc = start_worker(self.env, self.log_dir, name=name, **extra)
+        self.processes.append(proc)
+        return proc
+
+    def api(self, **extra: str) -> str:
+        proc, url = start_api(self.env, self.log_dir, **extra)
+        self.processes.append(proc)
+        return url
+
+
+@contextmanager
+def platform(log_dir: Path, **env: str) -> Iterator[Platform]:
+    """Create a database and a Redis namespace, migrate, build the app; clean up after."""
+    from app import create_app
+    from app.commands import upgrade_database
+    from core.config import Settings
+    from core.keys import create_key
+
+    name = f"hark_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    prefix = f"hark-bench-{uuid.uuid4().hex[:8]}:"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    settings_env = {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": REDIS_URL,
+        "BROKER_KEY_PREFIX": prefix,
+        "DATA_DIR": str(log_dir / "data"),
+        "DIAGNOSTICS": "1",
+        "KEY_CACHE_SECONDS": "60",
+        "MODELS_DIR": os.environ.get("MODELS_DIR", str(Path("var/models").resolve())),
+        **env,
+    }
+    saved = {k: os.environ.get(k) for k in settings_env}
+    os.environ.update(settings_env)
+    bench = Platform(env=settings_env, log_dir=log_dir)
+    try:
+        upgrade_database(database_url)
+        bench.app = create_app(Settings.from_env())
+        with bench.app.extensions["hark"]["db"].transaction() as session:
+            _, bench.api_key = create_key(session, name="bench", owner="bench")
+        yield bench
+    finally:
+        for proc in bench.processes:
+            proc.stop()
+        if bench.app is not None:
+            bench.app.extensions["hark"]["waiter"].close()
+            bench.app.extensions["hark"]["db"].dispose()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "median": statistics.median(values),
+            "p99": percentile(values, 99), "min": min(values), "max": max(values)}
+
+
+def write_results(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+def table(rows: list[list[object]], headers: list[str]) -> str:
+    cells = [headers] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r]
+                         for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
