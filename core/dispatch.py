@@ -103,5 +103,6 @@ def republish(db: Database, celery_app: Celery, task: Task) -> bool:
         log.warning("could not re-publish task %s: %s", task.id, exc)
         return False
     with db.transaction() as session:
-        lifecycle.mark_assigned(session, task.id, queue)
+        if lifecycle.mark_assigned(session, task.id, queue) is None:
+            lifecycle.record(session, task.id, "requeued", {"queue": queue})
     return True

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from core.models import Task, utcnow
+from core.models import Task, TaskEvent, utcnow
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 
 FINISHED_CHANNEL = "hark_task_finished"
@@ -43,7 +43,14 @@ def create_task(
         updated_at=now,
     )
     session.add(task)
+    record(session, task.id, "created", {"endpoint": endpoint, "queue": queue}, at=now)
     return task
+
+
+def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,
+           at: datetime | None = None) -> None:
+    """Append a step to the task's audit trail (``GET /tasks/<id>/events``)."""
+    session.add(TaskEvent(task_id=task_id, type=kind, at=at or utcnow(), details=details))
 
 
 def _move(
@@ -53,6 +60,8 @@ def _move(
     *,
     only_from: list[str] | None = None,
     attempt: int | None = None,
+    event: str | None = None,
+    details: Any = None,
     **values: Any,
 ) -> Task | None:
     """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
@@ -72,7 +81,12 @@ def _move(
         .returning(Task)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return session.execute(stmt).scalar_one_or_none()
+    task = session.execute(stmt).scalar_one_or_none()
+    if task is not None:
+        if callable(details):
+            details = details(task)
+        record(session, task_id, event or target.value, details, at=now)
+    return task
 
 
 def mark_assigned(session: Session, task_id: uuid.UUID, queue: str) -> Task | None:
@@ -82,6 +96,7 @@ def mark_assigned(session: Session, task_id: uuid.UUID, queue: str) -> Task | No
         task_id,
         TaskStatus.ASSIGNED,
         only_from=[TaskStatus.CREATED.value],
+        details={"queue": queue},
         queue=queue,
         assigned_at=utcnow(),
     )
@@ -94,6 +109,8 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
         session,
         task_id,
         TaskStatus.RUNNING,
+        event="started",
+        details=lambda t: {"worker": worker, "device": device, "attempt": t.attempts},
         worker=worker,
         device=device,
         started_at=now,
@@ -104,9 +121,9 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
 
 
 def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
-              attempt: int | None = None) -> bool:
+              attempt: int | None = None, milestone: bool = False) -> bool:
     """Refresh a running task's heartbeat. False if this run no longer owns it (deleted,
-    or declared lost and re-run elsewhere)."""
+    or declared lost and re-run elsewhere). ``milestone`` also records the progress."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if progress is not None:
         values["progress"] = max(0, min(100, int(progress)))
@@ -119,7 +136,10 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1
+    alive = session.execute(stmt).rowcount == 1
+    if alive and milestone and progress is not None:
+        record(session, task_id, "progress", {"progress": values["progress"]})
+    return alive
 
 
 def complete(session: Session, task_id: uuid.UUID, result: Any,
@@ -144,7 +164,7 @@ def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any],
          attempt: int | None = None) -> Task | None:
     """Record a failure with its details (``{"type", "message"}``)."""
     task = _move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
-                 completed_at=utcnow())
+                 details=error, completed_at=utcnow())
     if task is not None:
         notify_finished(session, task_id)
     return task
@@ -156,6 +176,7 @@ def mark_not_finished(session: Session, task_id: uuid.UUID, reason: str) -> Task
         session,
         task_id,
         TaskStatus.NOT_FINISHED,
+        details={"reason": reason},
         error={"type": "WorkerLost", "message": reason},
         retry_count=Task.retry_count + 1,
     )
@@ -169,6 +190,8 @@ def reset_for_retry(session: Session, task: Task) -> Task:
         task.id,
         TaskStatus.CREATED,
         only_from=[task.status],
+        event="retried",
+        details={"from": task.status},
         result=None,
         error=None,
         progress=0,

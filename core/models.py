@@ -105,6 +105,22 @@ class Task(Base):
     )
 
 
+class TaskEvent(Base):
+    """One step in a task's life (created, assigned, started, progress, retried, ...)."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("tasks.id", ondelete="CASCADE", name="fk_task_events_task_id")
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    details: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+
+    __table_args__ = (Index("ix_task_events_task_id_id", "task_id", "id"),)
+
+
 class TaskCount(Base):
     """Per-owner task counts by status, kept by database triggers (see the migrations).
 

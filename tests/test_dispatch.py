@@ -111,3 +111,32 @@ def test_counts_match_listing_after_real_work(client, auth, worker):
     listed = client.get("/tasks", headers=auth).get_json()["tasks"]
     assert counts["total"] == len(listed) == 3
     assert counts["completed"] == 2 and counts["failed"] == 1
+
+
+def test_task_events_trace_every_step(client, auth, worker):
+    body = client.post(SLEEP, json={"seconds": 1.2}, headers=auth).get_json()
+    events = client.get(f"/tasks/{body['id']}/events", headers=auth).get_json()["events"]
+    kinds = [e["type"] for e in events]
+    assert kinds[:3] == ["created", "assigned", "started"] and kinds[-1] == "completed"
+    assert "progress" in kinds
+    started = events[2]["details"]
+    assert started["worker"] == body["worker"] and started["device"] == "cpu"
+    assert started["attempt"] == 1
+    assert events[1]["details"] == {"queue": "cpu"}
+    stamps = [e["at"] for e in events]
+    assert stamps == sorted(stamps)
+
+    failed = client.post(SLEEP, json={"seconds": 0, "fail": True}, headers=auth).get_json()
+    client.post(f"/tasks/{failed['id']}/retry", headers=auth)
+    wait_for(lambda: task_status(client, auth, failed["id"])["attempts"] == 2
+             and task_status(client, auth, failed["id"])["status"] == "failed")
+    trail = client.get(f"/tasks/{failed['id']}/events", headers=auth).get_json()["events"]
+    kinds = [e["type"] for e in trail]
+    assert kinds.count("failed") == 2 and "retried" in kinds
+    assert trail[kinds.index("failed")]["details"]["type"] == "DiagnosticFailure"
+
+
+def test_task_events_are_owner_scoped(client, auth, other_key, worker):
+    body = client.post(SLEEP, json={"seconds": 0}, headers=auth).get_json()
+    response = client.get(f"/tasks/{body['id']}/events", headers={"x-api-key": other_key})
+    assert response.status_code == 404

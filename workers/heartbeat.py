@@ -58,9 +58,12 @@ class Heartbeat:
         with self._lock:
             progress = self._progress if self._progress != self._written_progress else None
             self._last_write = time.monotonic()
+        # Every quarter of the way is a step in the task's audit trail.
+        milestone = progress is not None and progress // 25 > (self._written_progress or 0) // 25
         try:
             with self.db.transaction() as session:
-                alive = lifecycle.heartbeat(session, self.task_id, progress, self.attempt)
+                alive = lifecycle.heartbeat(session, self.task_id, progress, self.attempt,
+                                            milestone)
         except Exception as exc:  # the database may be briefly down; keep working
             log.warning("heartbeat for %s failed: %s", self.task_id, exc)
             return

@@ -15,7 +15,7 @@ from app.errors import APIError, not_found
 from app.extensions import celery, db
 from app.schemas import TaskListArgs, TaskSchema, decode_cursor, encode_cursor
 from core import dispatch, lifecycle, media_store
-from core.models import Task, TaskCount
+from core.models import Task, TaskCount, TaskEvent
 from core.status import RETRYABLE, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,17 @@ def list_tasks():
 def get_task(task_id: uuid.UUID):
     with db.session() as session:
         return jsonify(task_schema.dump(owned_task(session, task_id)))
+
+
+@bp.get("/<uuid:task_id>/events")
+def get_task_events(task_id: uuid.UUID):
+    """The task's audit trail, oldest first: each status change and notable step."""
+    with db.session() as session:
+        task = owned_task(session, task_id)
+        events = session.scalars(select(TaskEvent).where(TaskEvent.task_id == task.id)
+                                 .order_by(TaskEvent.id)).all()
+    return jsonify({"events": [{"type": e.type, "at": e.at.isoformat(), "details": e.details}
+                               for e in events]})
 
 
 @bp.get("/<uuid:task_id>/transcript")

@@ -181,6 +181,11 @@ class HostNetwork:
     def is_cut(self, host: Host) -> bool:
         return host.cut_at is not None
 
+    def pids(self, host: Host) -> list[int]:
+        """Processes running inside the host."""
+        out = _ip("netns", "pids", host.name, check=False).stdout.split()
+        return [int(p) for p in out if p.isdigit()]
+
     # -- internals -------------------------------------------------------------------
     def _start_forwarders(self, host: Host) -> None:
         for address, port in self.services:

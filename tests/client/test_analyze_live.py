@@ -1,0 +1,52 @@
+"""A real transcription through the SDK and the CLI (espeak-ng speech, tiny.en weights)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.speech import WEATHER, espeak_available, make_speech_clip, words_of
+from hark_client import Task, ValidationError
+from tests.client.test_cli import hark_cli
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")]
+SPOKEN = {"weather", "today", "sunny", "warm", "light", "breeze", "west"}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_speech_clip(tmp_path_factory.mktemp("speech") / "weather.wav", WEATHER)
+
+
+def test_analyze_waits_and_returns_a_transcript(hark, clip):
+    seen: list[Task] = []
+    task = hark.analyze(clip, word_timestamps=True, wait=True, timeout=120,
+                        on_progress=seen.append)
+    assert task.succeeded and seen[-1].status == "completed"
+    transcript = task.transcript
+    assert len(SPOKEN & words_of(transcript.text)) >= 4, transcript.text
+    assert transcript.language == "en" and 3 < transcript.duration < 10
+    assert transcript.segments and all(s.start <= s.end for s in transcript.segments)
+    assert list(transcript.words) and all(w.start <= w.end for w in transcript.words)
+
+    srt = hark.transcript(task.id, "srt")
+    assert srt.lstrip().startswith("1\n") and " --> " in srt
+    assert hark.transcript(task.id, "vtt").startswith("WEBVTT")
+    assert len(SPOKEN & words_of(hark.transcript(task.id))) >= 4
+    assert json.loads(hark.transcript(task.id, "json"))["segments"]
+
+
+def test_cli_analyze_wait_prints_the_transcript(api_url, api_key, clip):
+    done = hark_cli("analyze", str(clip), "--wait", "--timeout", "120", "--format", "vtt",
+                    url=api_url, key=api_key)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("WEBVTT") and len(SPOKEN & words_of(done.stdout)) >= 4
+    assert "completed 100%" in done.stderr
+
+
+def test_empty_upload_is_refused(hark):
+    with pytest.raises(ValidationError) as caught:
+        hark.analyze(b"", filename="empty.wav")
+    assert caught.value.code == "empty_media"
