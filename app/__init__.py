@@ -32,15 +32,28 @@ def register_config(app: Flask, settings: Settings) -> None:
 def register_extensions(app: Flask) -> None:
     from app.auth import init_auth
     from app.extensions import init_extensions
+    from app.metrics import init_metrics
 
     settings: Settings = app.config["HARK"]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     init_extensions(app, settings)
     init_auth(app)
+    init_metrics(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import analyze, collections, diagnostics, health, index, tasks, webhooks
+    from app import metrics
+    from app.api import (
+        analyze,
+        collections,
+        diagnostics,
+        health,
+        index,
+        tasks,
+        webhooks,
+        workers,
+    )
+    from app.web import bp as web_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
@@ -48,6 +61,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(index.bp)
     app.register_blueprint(collections.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(workers.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(web_bp)
     if app.config["HARK"].diagnostics:
         app.register_blueprint(diagnostics.bp)
 

@@ -48,6 +48,11 @@ def authenticate() -> None:
     view = current_app.view_functions.get(request.endpoint)
     if view is None or getattr(view, "_public", False):
         return
+    authenticate_now()
+
+
+def authenticate_now() -> None:
+    """Require a valid key for this request and remember who sent it."""
     raw = _presented_key()
     if not raw:
         raise APIError(401, "unauthorized", "missing API key: send it in the x-api-key header")

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from core import collections_store as store
 from core.db import Database
@@ -203,26 +204,31 @@ def db_loader(db: Database, collection_pk: int) -> Loader:
 
 
 def search_collection(
-    db: Database,
+    session: Session,
     cache: MatrixCache,
+    load: Loader,
     *,
-    collection_pk: int,
+    key: Hashable,
     version: int,
     reset_version: int,
     query: str,
     k: int,
     threads: int = 1,
 ) -> list[dict[str, Any]]:
-    """``[{"media_id", "start", "end", "text", "score"}]``, best first."""
-    snapshot = cache.get(collection_pk, version, reset_version, db_loader(db, collection_pk))
+    """``[{"media_id", "start", "end", "text", "score"}]``, best first.
+
+    ``session`` reads the hits' rows (the one that found the collection: no second
+    checkout); ``load`` reads vectors when the cached snapshot of ``key`` is older than
+    ``version``.
+    """
+    snapshot = cache.get(key, version, reset_version, load)
     if not snapshot.size:
         return []
     rows, scores = top_k(snapshot.matrix, embed_query(query, threads), k)
-    ids = snapshot.ids[rows]
-    with db.session() as session:
-        found = store.segments_by_id(session, ids.tolist())
+    ids = snapshot.ids[rows].tolist()
+    found = store.segments_by_id(session, ids)
     hits = []
-    for seg_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+    for seg_id, score in zip(ids, scores.tolist(), strict=True):
         segment = found.get(seg_id)
         if segment is not None:  # removed since the snapshot was taken
             hits.append({**segment, "score": round(float(score), 6)})

@@ -318,7 +318,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     url = create_database()
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "platform": platform.platform()},
+                                 "platform": platform.platform(),
+                                 "load_average_at_start": [round(x, 2) for x in
+                                                           os.getloadavg()]},
                      "command": "python bench/search_bench.py " + " ".join(sys.argv[1:] if
                                                                             argv is None else argv)}
     try:
@@ -334,12 +336,12 @@ def main(argv: list[str] | None = None) -> dict:
                 _, raw = create_key(session, name=OWNER, owner=OWNER)
             headers = {"x-api-key": raw}
 
-            print(f"indexing {args.index_texts} sentences with the real model ...", flush=True)
-            results["indexing"] = indexing_throughput(db, sentences(args.index_texts))
-
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # the query model, as an API process loads it
             warm_up(app.config["SEARCH"].threads)
             results["query_model_load_ms"] = ms(time.perf_counter() - t0)
+
+            print(f"indexing {args.index_texts} sentences with the real model ...", flush=True)
+            results["indexing"] = indexing_throughput(db, sentences(args.index_texts))
             results["search"] = []
             for n in sizes:
                 collection_id = f"synthetic-{n}"
@@ -348,6 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
                 row = search_latency(app, db, collection_id, n, args.queries, headers)
                 row["fill_s"] = round(fill_s, 1)
                 results["search"].append(row)
+            results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
             app.extensions["hark"]["waiter"].close()
             db.dispose()
     finally:
@@ -370,8 +373,12 @@ def print_table(results: dict) -> None:
     print("  ".join(f"{title:>9}" for _, title in columns))
     for row in results["search"]:
         print("  ".join(f"{row[key]:>9}" for key, _ in columns))
-    print(f"(ms; 'cold' is the first search of a collection after start, the query model "
-          f"already loaded; loading it took {results['query_model_load_ms']} ms)")
+    print(f"(ms; load average {results['machine']['load_average_at_start']} at start, "
+          f"{results['machine']['load_average_at_end']} at end on {results['machine']['cpus']} "
+          "CPUs)")
+    print(f"('cold' is the first search of a collection in the process, the query model "
+          f"already loaded; loading it (imports included) took "
+          f"{results['query_model_load_ms']} ms)")
     idx = results["indexing"]
     print(f"\nindexing: {idx['texts']} sentences, {idx['segments_per_s']} segments/s "
           f"(embedding {idx['embed_per_s']}/s with {idx['torch_threads']} torch threads, "

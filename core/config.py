@@ -63,6 +63,7 @@ class Settings:
     media_allow_private: bool = False
     media_download_timeout: float = 120.0
     webhook_allow_private: bool = False
+    metrics_public: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -92,6 +93,7 @@ class Settings:
             media_allow_private=_env_bool("MEDIA_ALLOW_PRIVATE"),
             media_download_timeout=_env_float("MEDIA_DOWNLOAD_TIMEOUT", 120.0),
             webhook_allow_private=_env_bool("WEBHOOK_ALLOW_PRIVATE"),
+            metrics_public=_env_bool("METRICS_PUBLIC"),
         )
         values.update(overrides)
         return cls(**values)

@@ -121,6 +121,29 @@ class TaskEvent(Base):
     __table_args__ = (Index("ix_task_events_task_id_id", "task_id", "id"),)
 
 
+class WorkerPresence(Base):
+    """A live worker pool process: where it runs, what it does, what it has loaded.
+
+    Each process upserts its row every heartbeat interval; a row not refreshed for three
+    intervals is offline. ``stats`` carries cumulative counters for ``/metrics``.
+    """
+
+    __tablename__ = "worker_presence"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str] = mapped_column(String(50))
+    queues: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    models: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    current_task: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    stats: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class TaskCount(Base):
     """Per-owner task counts by status, kept by database triggers (see the migrations).
 

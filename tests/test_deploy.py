@@ -51,6 +51,15 @@ def test_compose_refuses_missing_secrets():
     assert result.returncode != 0 and "API_BOOTSTRAP_KEY" in result.stderr
 
 
+def test_prometheus_scrapes_the_api_with_a_key():
+    services = compose_config()["services"]
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics"
+    assert scrape["static_configs"][0]["targets"] == ["api:8000"]
+    assert scrape["authorization"]["type"] == "Bearer"
+
+
 def test_gpu_workers_are_opt_in():
     """GPU workers start with `--profile gpu`; a CPU-only host runs the rest."""
     services = compose_config()["services"]

@@ -7,7 +7,12 @@ name; it never imports the task modules or any model code.
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from core.config import Settings
 from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
@@ -97,6 +102,34 @@ def _after_fork(**_kwargs) -> None:
     from workers import context
 
     context.after_fork()
+
+
+@worker_process_shutdown.connect
+def _process_shutdown(**_kwargs) -> None:
+    from workers import context
+
+    context.stop_presence()
+
+
+@worker_ready.connect
+def _ready(sender=None, **_kwargs) -> None:
+    """A thread-pool worker (events role) runs tasks in this process: announce it."""
+    import os
+
+    if os.environ.get("HARK_WORKER_ROLE") == "events":
+        from workers import context
+
+        context.start_presence()
+
+
+@worker_shutdown.connect
+def _shutdown(**_kwargs) -> None:
+    import os
+
+    if os.environ.get("HARK_WORKER_ROLE") == "events":
+        from workers import context
+
+        context.stop_presence()
 
 
 app = make_celery()

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _settings: Settings | None = None
 _database: Database | None = None
 _lock = threading.Lock()
+_presence = None
 
 
 def settings() -> Settings:
@@ -46,12 +47,32 @@ def device_label() -> str:
     return os.environ.get("WORKER_DEVICE", "cpu")
 
 
+def presence():
+    """This process's :class:`~workers.presence.Presence`, once started."""
+    return _presence
+
+
+def start_presence() -> None:
+    global _presence
+    from workers.presence import Presence
+
+    if _presence is None:
+        _presence = Presence(database(), settings().heartbeat_interval).start()
+
+
+def stop_presence() -> None:
+    if _presence is not None:
+        _presence.stop()
+
+
 def after_fork() -> None:
-    """Runs in each pool child: fresh connections, then warm the configured models."""
-    global _database
+    """Runs in each pool child: fresh connections, announce, warm the configured models."""
+    global _database, _presence
     if _database is not None:
         _database.dispose()
         _database = None
+    _presence = None
+    start_presence()
     preload = [m for m in os.environ.get("PRELOAD_MODELS", "").split(",") if m.strip()]
     if preload:
         from workers.models import preload_models

@@ -6,6 +6,7 @@ Plain functions with no Celery in them, so they can be tested directly.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from core import lifecycle
 from core.config import Settings
 from core.db import Database
-from workers import events
+from workers import context, events
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def execute(
     settings: Settings,
 ) -> str:
     """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled."""
-    from workers.pipelines import get_pipeline
-
     task_uuid = uuid.UUID(str(task_id))
     with db.transaction() as session:
         task = lifecycle.claim(session, task_uuid, worker=worker, device=device)
@@ -77,9 +76,25 @@ def execute(
         return "skipped"
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED)
+    presence = context.presence()
+    if presence is not None:
+        presence.task_started(task_uuid)
+    started, outcome = time.perf_counter(), "crashed"
+    try:
+        outcome = _run(db, task, worker=worker, torch_device=torch_device, settings=settings)
+    finally:
+        if presence is not None:
+            presence.task_finished(outcome, time.perf_counter() - started)
+    return outcome
+
+
+def _run(db: Database, task, *, worker: str, torch_device: str, settings: Settings) -> str:
+    from workers.pipelines import get_pipeline
+
+    task_uuid = task.id
     attempt = task.attempts
     with Heartbeat(db, task_uuid, settings.heartbeat_interval, attempt=attempt) as beat:
-        context = TaskContext(
+        task_context = TaskContext(
             task_id=task_uuid,
             endpoint=task.endpoint,
             data=task.data,
@@ -89,7 +104,7 @@ def execute(
             heartbeat=beat,
         )
         try:
-            result = get_pipeline(task.endpoint)(context)
+            result = get_pipeline(task.endpoint)(task_context)
         except TaskCancelled:
             log.info("task %s cancelled while running", task_uuid)
             return "cancelled"

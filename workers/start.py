@@ -12,6 +12,7 @@ maintenance, in a pool of threads, so slow subscribers wait on sockets, not on G
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from workers.device import events_queues, parse_device, pin_device, queues_for
@@ -35,6 +36,10 @@ def worker_argv(environ=os.environ) -> list[str]:
         queues = queues_for(spec, environ.get("WORKER_QUEUES", ""))
         name = environ.get("WORKER_NAME") or f"{spec.label.replace(':', '')}@%h"
         pool, concurrency = "prefork", environ.get("WORKER_CONCURRENCY", "1")
+    # Pool processes read these to announce themselves (GET /workers, /metrics).
+    environ["HARK_WORKER_ROLE"] = role
+    environ["HARK_WORKER_QUEUES"] = ",".join(queues)
+    environ["HARK_WORKER_NAME"] = name.replace("%h", socket.gethostname())
     return [
         "worker",
         "--queues",

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from core import dispatch, lifecycle
 from core.config import Settings
 from core.db import Database
-from core.models import Task, utcnow
+from core.models import Task, WorkerPresence, utcnow
 from core.status import TaskStatus
 from workers import events
 
@@ -66,9 +66,17 @@ def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
         for task in orphans:
             if empty(task.queue) and dispatch.republish(db, celery_app, task):
                 report.published += 1
+        _forget_departed_workers(db, now)
     if report.published or report.not_finished or report.failed:
         log.info("sweep: %s", report)
     return report
+
+
+def _forget_departed_workers(db: Database, now) -> None:
+    """Presence rows of processes silent for an hour (killed without a goodbye)."""
+    with db.transaction() as session:
+        session.execute(delete(WorkerPresence)
+                        .where(WorkerPresence.last_seen < now - timedelta(hours=1)))
 
 
 def _publish_lost_created(db, celery_app, before, report: SweepReport) -> None:

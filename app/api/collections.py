@@ -217,8 +217,8 @@ def search_collection(collection_id: str):
     body = load_json(search_request)
     with db.session() as session:
         collection = owned_collection(session, collection_id)
-    hits = search.search_collection(
-        db, _cache(), collection_pk=collection.id, version=collection.version,
-        reset_version=collection.reset_version, query=body["query"].strip(),
-        k=body["top_k"], threads=_settings().threads)
+        hits = search.search_collection(
+            session, _cache(), search.db_loader(db, collection.id), key=collection.id,
+            version=collection.version, reset_version=collection.reset_version,
+            query=body["query"].strip(), k=body["top_k"], threads=_settings().threads)
     return jsonify({"results": hit_schema.dump(hits, many=True)})

@@ -44,16 +44,15 @@ from sqlalchemy import func, select, text
 
 from bench.faults.netns import Host, HostNetwork, check_available
 from core.config import Settings
-from core.models import Task
-from core.models_webhooks import WebhookDelivery
+from core.models import Task, TaskEvent
 from core.status import TaskStatus
 from tests.support import PG_ADMIN_URL, ROOT, Process, platform_env, wait_for
 from workers import sweeper
 
 SLEEP = "/diagnostics/sleep"
 RESULTS = ROOT / "bench" / "results" / "multihost.json"
-# Events a subscription records per task: a re-run shows two starts, one not_finished.
-EVENTS = ("task.started", "task.not_finished", "task.completed", "task.failed")
+# Steps of a task's audit trail counted per task: a re-run adds a start and a not_finished.
+EVENTS = ("started", "not_finished", "completed", "failed")
 # Where cut-and-recover waits a little longer than the bound: the re-published message
 # must reach a free worker and be claimed (a poll plus two round trips).
 RESCUE_SLACK_S = 1.5
@@ -123,6 +122,7 @@ class SweepLoop:
         self._thread.join(timeout=15)
 
     def _run(self) -> None:
+        self.celery_app.set_current()  # events published from this thread use this app
         while not self._stop.wait(self.settings.sweep_interval):
             try:
                 report = sweeper.sweep(self.db, self.celery_app, self.settings)
@@ -172,35 +172,26 @@ class CutReport:
                 problems.append(f"untouched task {tid}: {row}")
         for tid, counts in self.events.items():
             reruns = 1 if tid in self.cut_tasks else 0
-            expected = {"task.started": 1 + reruns, "task.not_finished": reruns,
-                        "task.completed": 1, "task.failed": 0}
+            expected = {"started": 1 + reruns, "not_finished": reruns, "completed": 1,
+                        "failed": 0}
             if counts != expected:
                 problems.append(f"events of {tid}: {counts}, expected {expected}")
         problems += [f"sweep error: {e}" for e in self.sweep_errors]
         return problems
 
 
-def subscribe_events(client, headers: dict[str, str]) -> None:
-    """Record task events for the caller's tasks (a webhook nobody receives on loopback).
-
-    The deliveries are the platform's own log of each started/not_finished/completed.
-    """
-    response = client.post("/webhooks", headers=headers,
-                           json={"url": "http://127.0.0.1:9/hark-faults", "events": list(EVENTS)})
-    assert response.status_code == 201, response.get_json()
-
-
 def event_counts(db, task_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Steps of each task's audit trail (``task_events``): one ``started`` per run."""
     ids = [uuid.UUID(t) for t in task_ids]
     counts: dict[str, dict[str, int]] = {str(t): dict.fromkeys(EVENTS, 0) for t in ids}
     with db.session() as session:
         rows = session.execute(
-            select(WebhookDelivery.task_id, WebhookDelivery.event, func.count())
-            .where(WebhookDelivery.task_id.in_(ids))
-            .group_by(WebhookDelivery.task_id, WebhookDelivery.event)
+            select(TaskEvent.task_id, TaskEvent.type, func.count())
+            .where(TaskEvent.task_id.in_(ids), TaskEvent.type.in_(EVENTS))
+            .group_by(TaskEvent.task_id, TaskEvent.type)
         ).all()
-    for task_id, event, n in rows:
-        counts[str(task_id)][event] = n
+    for task_id, kind, n in rows:
+        counts[str(task_id)][kind] = n
     return counts
 
 
@@ -215,9 +206,8 @@ def cut_mid_task(net: HostNetwork, workers: dict[str, Process], *, client,
                  seconds: float = 6.0, cut_after: float = 1.0) -> CutReport:
     """Run ``tasks`` sleep tasks on ``queue``, cut the host running most of them, recover.
 
-    Needs a sweeper running (:class:`SweepLoop`), a webhook subscription for the caller
-    (:func:`subscribe_events`), and free pool processes on the other hosts for the cut
-    host's tasks. The cut host's link is back when this returns.
+    Needs a sweeper running (:class:`SweepLoop`) and free pool processes on the other
+    hosts for the cut host's tasks. The cut host's link is back when this returns.
     """
     ids = []
     for _ in range(tasks):
@@ -306,9 +296,7 @@ def drain(net: HostNetwork, count: int, *, settings_env: dict[str, str], log_dir
                                  WORKER_CONCURRENCY=str(concurrency))
     try:
         names = [f"h{h.index}@{socket.gethostname()}" for h in hosts]
-        replies = celery_app.control.cancel_consumer("cpu", destination=names, reply=True,
-                                                     timeout=5)
-        assert len(replies) == count, f"cancel_consumer replies: {replies}"
+        _control_all(celery_app, "cancel_consumer", names)
         from core import dispatch
 
         for _ in range(tasks):
@@ -316,9 +304,7 @@ def drain(net: HostNetwork, count: int, *, settings_env: dict[str, str], log_dir
                             data={"seconds": seconds}, queue="cpu")
         before = _cpu_snapshot(net, hosts)
         opened = time.time()
-        replies = celery_app.control.add_consumer("cpu", destination=names, reply=True,
-                                                  timeout=5)
-        assert len(replies) == count, f"add_consumer replies: {replies}"
+        _control_all(celery_app, "add_consumer", names)
         expected = tasks * seconds / (count * concurrency)
 
         def finished():
@@ -335,6 +321,27 @@ def drain(net: HostNetwork, count: int, *, settings_env: dict[str, str], log_dir
     with db.session() as session:
         rows = list(session.scalars(select(Task)))
     return _drain_figures(rows, count, concurrency, seconds, opened, window, before, after)
+
+
+def _control_all(celery_app, command: str, names: list[str], timeout: float = 30) -> None:
+    """``command`` ("cancel_consumer" or "add_consumer") for queue ``cpu`` on every worker.
+
+    Workers answer control messages only once their consumer runs, a moment after "ready":
+    ping until all answer, then send the command to whoever has not confirmed it yet.
+    """
+    control = celery_app.control
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        answered = {n for reply in control.ping(destination=sorted(pending), timeout=1)
+                    for n in reply}
+        if answered != pending:
+            continue
+        replies = getattr(control, command)("cpu", destination=sorted(pending), reply=True,
+                                            timeout=2)
+        pending -= {n for reply in replies for n in reply}
+    if pending:
+        raise AssertionError(f"{command}: no answer from {sorted(pending)}")
 
 
 def _drain_figures(rows: list[Task], count: int, concurrency: int, seconds: float,
@@ -416,7 +423,6 @@ def platform(**extra: str) -> Iterator[dict[str, str]]:
         "BROKER_KEY_PREFIX": prefix,
         "DATA_DIR": data_dir,
         "DIAGNOSTICS": "1",
-        "WEBHOOK_ALLOW_PRIVATE": "1",
         "KEY_CACHE_SECONDS": "0",
         **extra,
     }
@@ -541,7 +547,6 @@ def main() -> int:
             _, key = create_key(session, name="faults", owner="faults")
         headers = {"x-api-key": key}
         client = app.test_client()
-        subscribe_events(client, headers)
         services = [("127.0.0.1", 5432), ("127.0.0.1", 6379)]
         try:
             with HostNetwork(max(4, *host_counts), services) as net:
@@ -592,7 +597,7 @@ def main() -> int:
                      f"{report.victim_outcome}; while the re-run was still running: "
                      f"{report.refused_during_rerun}"),
                     ("each task completed exactly once (task events)",
-                     all(c["task.completed"] == 1 for c in report.events.values()),
+                     all(c["completed"] == 1 for c in report.events.values()),
                      _event_summary(report)),
                 ]
                 checks += [("problem", False, p) for p in failures]
@@ -606,7 +611,9 @@ def main() -> int:
                                 tasks=drain_tasks, seconds=SLEEP_S,
                                 concurrency=DRAIN_CONCURRENCY)
                     runs.append(run)
-                    print(f"  drain with {count} host(s): {run['tasks_per_s']} tasks/s")
+                    print(f"  drain with {count} host(s): {run['tasks_per_s']} tasks/s; "
+                          f"mean task {run['mean_task_s']}s, gap {run['mean_gap_s']}s, "
+                          f"CPU busy {run['cpu_busy']:.0%} {run['cpu_seconds']}", flush=True)
                 base = runs[0]["tasks_per_s"] / runs[0]["hosts"]
                 for run in runs:
                     run["speedup"] = round(run["tasks_per_s"] / (base * runs[0]["hosts"]), 2)

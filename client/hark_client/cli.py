@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import _cli_output as out
+from ._cli_parser import build_parser
 from ._client import Client
-from ._config import API_KEY_ENV, DEFAULT_URL, URL_ENV
-from ._version import __version__
 from .errors import (
     APIConnectionError,
     HarkError,
@@ -28,7 +27,6 @@ from .models import TaskStatus
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_CONNECTION, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-Handler = Callable[[Client, argparse.Namespace], None]
 
 
 class UsageError(Exception):
@@ -203,99 +201,10 @@ def cmd_webhooks(client: Client, args: argparse.Namespace) -> None:
                      for d in deliveries])
 
 
-# -- parser ----------------------------------------------------------------------------------
-
-def _add_globals(parser: argparse.ArgumentParser, top: bool) -> None:
-    """``--url``/``--api-key``/``--json`` work before or after the command."""
-    def default(value: Any) -> Any:
-        return value if top else argparse.SUPPRESS
-
-    group = parser.add_argument_group("connection")
-    group.add_argument("--url", default=default(None),
-                       help=f"API base URL (${URL_ENV}, default {DEFAULT_URL})")
-    group.add_argument("--api-key", default=default(None), help=f"API key (${API_KEY_ENV})")
-    group.add_argument("--json", action="store_true", default=default(False),
-                       help="print the server's JSON instead of tables")
-
-
-def _wait_args(parser: argparse.ArgumentParser, optional: bool = True) -> None:
-    if optional:
-        parser.add_argument("--wait", action="store_true", help="wait for the task to finish")
-    parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hark", description="Hark media-analysis API client.")
-    parser.add_argument("--version", action="version", version=f"hark-client {__version__}")
-    _add_globals(parser, top=True)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(sub: Any, name: str, handler: Handler, help: str,
-                **kw: Any) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, **kw)
-        _add_globals(p, top=False)
-        p.set_defaults(handler=handler)
-        return p
-
-    command(commands, "health", cmd_health, "check that the API, database and broker are up")
-    p = command(commands, "analyze", cmd_analyze, "transcribe a media file or URL")
-    p.add_argument("source", metavar="FILE_OR_URL")
-    p.add_argument("--model")
-    p.add_argument("--language", help="spoken language code; detected when omitted")
-    p.add_argument("--translate", action="store_true", help="translate into English")
-    p.add_argument("--words", action="store_true", help="word-level timestamps")
-    p.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt",
-                   help="transcript format printed with --wait (default txt)")
-    p.add_argument("--priority", type=int, choices=range(10), metavar="0-9")
-    p.add_argument("--device", choices=("cpu", "gpu"))
-    _wait_args(p)
-    p = command(commands, "index", cmd_index, "transcribe media into a collection for search")
-    p.add_argument("source", metavar="FILE_OR_URL")
-    p.add_argument("--collection", required=True)
-    p.add_argument("--media-id")
-    p.add_argument("--reindex", action="store_true", help="replace it if already indexed")
-    p.add_argument("--priority", type=int, choices=range(10), metavar="0-9")
-    p.add_argument("--device", choices=("cpu", "gpu"))
-    _wait_args(p)
-
-    tasks = command(commands, "tasks", cmd_tasks, "inspect and manage tasks")
-    actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
-    command(actions, "count", cmd_tasks, "tasks per status")
-    p = command(actions, "list", cmd_tasks, "tasks, newest first")
-    p.add_argument("--status", choices=[s.value for s in TaskStatus])
-    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
-    for name, text in (("get", "show a task"), ("delete", "delete (cancel) a task"),
-                       ("retry", "run a failed task again"), ("wait", "wait for a task")):
-        p = command(actions, name, cmd_tasks, text)
-        p.add_argument("id", metavar="TASK_ID")
-        if name == "wait":
-            _wait_args(p, optional=False)
-
-    colls = command(commands, "collections", cmd_collections, "manage search collections")
-    actions = colls.add_subparsers(dest="action", required=True, metavar="ACTION")
-    command(actions, "list", cmd_collections, "all collections")
-    p = command(actions, "create", cmd_collections, "create a collection")
-    p.add_argument("id", metavar="COLLECTION_ID")
-    p.add_argument("--name", required=True)
-    p.add_argument("--description")
-    for name, text in (("get", "show a collection"), ("delete", "delete a collection"),
-                       ("media", "media indexed in a collection")):
-        command(actions, name, cmd_collections, text).add_argument("id", metavar="COLLECTION_ID")
-
-    p = command(commands, "search", cmd_search, "search a collection by meaning")
-    p.add_argument("collection", metavar="COLLECTION_ID")
-    p.add_argument("query")
-    p.add_argument("--top-k", type=int, default=10)
-
-    hooks = command(commands, "webhooks", cmd_webhooks, "manage webhook subscriptions")
-    actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
-    command(actions, "list", cmd_webhooks, "all webhooks")
-    p = command(actions, "create", cmd_webhooks, "subscribe a URL to task events")
-    p.add_argument("url_arg", metavar="URL")
-    p.add_argument("--event", action="append", help="an event to send (repeatable)")
-    for name, text in (("delete", "delete a webhook"), ("deliveries", "recent deliveries")):
-        command(actions, name, cmd_webhooks, text).add_argument("id", metavar="WEBHOOK_ID")
-    return parser
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], None]] = {
+    "analyze": cmd_analyze, "index": cmd_index, "health": cmd_health, "tasks": cmd_tasks,
+    "collections": cmd_collections, "search": cmd_search, "webhooks": cmd_webhooks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.progress = out.ProgressBar()
     try:
         with Client(base_url=args.url, api_key=args.api_key) as client:
-            args.handler(client, args)
+            COMMANDS[args.command](client, args)
         return EXIT_OK
     except UsageError as exc:
         parser.error(str(exc))  # exits 2

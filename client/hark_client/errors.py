@@ -112,7 +112,7 @@ class TaskFailedError(HarkError):
     """The awaited task finished as ``failed``; ``task`` is its final state."""
 
     def __init__(self, task: Task) -> None:
-        error = task.error or {}
+        error = task.error if isinstance(task.error, dict) else {"message": task.error}
         kind = error.get("type") or "error"
         detail = error.get("message") or "no message"
         super().__init__(f"task {task.id} failed: {kind}: {detail}")

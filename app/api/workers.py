@@ -1,0 +1,38 @@
+"""``GET /workers`` (admin): online workers, their device and queues, the task each is
+running and the models each has loaded, from the presence rows workers keep fresh."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import select
+
+from app.auth import admin_required
+from app.extensions import db
+from core.models import WorkerPresence, utcnow
+
+bp = Blueprint("workers", __name__)
+
+
+def online_workers(session, heartbeat_interval: float) -> list[WorkerPresence]:
+    """Presence rows refreshed within three heartbeat intervals."""
+    cutoff = utcnow() - timedelta(seconds=3 * heartbeat_interval + 1)
+    stmt = (select(WorkerPresence).where(WorkerPresence.last_seen >= cutoff)
+            .order_by(WorkerPresence.node, WorkerPresence.pid))
+    return list(session.scalars(stmt))
+
+
+@bp.get("/workers")
+@admin_required
+def list_workers():
+    settings = current_app.config["HARK"]
+    with db.session() as session:
+        rows = online_workers(session, settings.heartbeat_interval)
+    return jsonify({"workers": [{
+        "id": w.id, "node": w.node, "host": w.host, "pid": w.pid, "role": w.role,
+        "device": w.device, "queues": w.queues, "models": w.models,
+        "current_task": str(w.current_task) if w.current_task else None,
+        "tasks": (w.stats or {}).get("tasks", {}),
+        "started_at": w.started_at.isoformat(), "last_seen": w.last_seen.isoformat(),
+    } for w in rows]})

@@ -1,0 +1,48 @@
+"""Operators: GET /workers (admin) and Prometheus /metrics, fed by real workers."""
+
+from tests.support import wait_for
+
+SLEEP = "/diagnostics/sleep"
+
+
+def test_workers_needs_admin(client, auth):
+    assert client.get("/workers", headers=auth).status_code == 403
+    assert client.get("/workers").status_code == 401
+
+
+def test_workers_lists_processes_and_running_task(client, auth, admin_key, worker):
+    admin = {"x-api-key": admin_key}
+    task_id = client.post(SLEEP + "?defer=true", json={"seconds": 2}, headers=auth) \
+        .get_json()["task_id"]
+
+    def busy():  # both pool processes announced, one of them running our task
+        listed = client.get("/workers", headers=admin).get_json()["workers"]
+        mine = [w for w in listed if w["node"].startswith("session@")]
+        return any(w["current_task"] == task_id for w in mine) and len(mine) == 2 and mine
+
+    mine = wait_for(busy, timeout=10, message="the worker to report the running task")
+    assert len(mine) == 2  # the session worker's two pool processes
+    for process in mine:
+        assert process["role"] == "model" and process["device"] == "cpu"
+        assert process["queues"] == ["cpu", "maintenance"]
+        assert process["pid"] > 0 and process["last_seen"]
+
+
+def test_metrics_needs_admin_and_reports_the_platform(client, auth, admin_key, worker):
+    client.post(SLEEP, json={"seconds": 0}, headers=auth)
+    client.post(SLEEP, json={"seconds": 0, "fail": True}, headers=auth)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=auth).status_code == 403
+
+    def scrape():
+        text = client.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"}) \
+            .get_data(as_text=True)
+        return 'hark_worker_tasks{outcome="failed"' in text and text
+
+    text = wait_for(scrape, timeout=15, message="worker stats to reach /metrics")
+    assert 'hark_tasks{status="completed"} 1.0' in text
+    assert 'hark_tasks{status="failed"} 1.0' in text
+    assert 'hark_queue_depth{queue="cpu"}' in text
+    assert 'hark_workers_online{device="cpu",role="model"}' in text
+    assert 'hark_http_request_duration_seconds_bucket{endpoint="/diagnostics/sleep"' in text
+    assert 'hark_worker_tasks{outcome="completed"' in text

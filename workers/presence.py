@@ -1,0 +1,121 @@
+"""Each worker process announces itself: device, queues, current task, loaded models and
+cumulative counters, upserted into ``worker_presence`` every heartbeat interval.
+
+``GET /workers`` and ``/metrics`` read these rows, so they see every worker on every
+machine through the database alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from typing import Any
+
+from core.db import Database
+from core.models import WorkerPresence, utcnow
+
+log = logging.getLogger(__name__)
+
+RUN_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800]
+
+
+class Presence:
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self.node = os.environ.get("HARK_WORKER_NAME") or f"worker@{socket.gethostname()}"
+        self.id = f"{self.node}:{os.getpid()}"
+        self.role = os.environ.get("HARK_WORKER_ROLE", "model")
+        self.queues = [q for q in os.environ.get("HARK_WORKER_QUEUES", "").split(",") if q]
+        self.device = os.environ.get("WORKER_DEVICE", "cpu")
+        self.current_task: uuid.UUID | None = None
+        self.started_at = utcnow()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stats: dict[str, Any] = {
+            "tasks": {}, "run_seconds": {"buckets": RUN_BUCKETS,
+                                         "counts": [0] * (len(RUN_BUCKETS) + 1),
+                                         "sum": 0.0, "count": 0}}
+        self._thread = threading.Thread(target=self._run, daemon=True, name="hark-presence")
+
+    def start(self) -> Presence:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            with self.db.transaction() as session:
+                row = session.get(WorkerPresence, self.id)
+                if row is not None:
+                    session.delete(row)
+        except Exception as exc:  # shutting down; the row just goes stale
+            log.debug("presence cleanup failed: %s", exc)
+
+    def task_started(self, task_id: uuid.UUID) -> None:
+        self.current_task = task_id
+        self.beat()
+
+    def task_finished(self, outcome: str, seconds: float) -> None:
+        with self._lock:
+            tasks = self._stats["tasks"]
+            tasks[outcome] = tasks.get(outcome, 0) + 1
+            run = self._stats["run_seconds"]
+            index = next((i for i, b in enumerate(RUN_BUCKETS) if seconds <= b),
+                         len(RUN_BUCKETS))
+            run["counts"][index] += 1
+            run["sum"] += seconds
+            run["count"] += 1
+        self.current_task = None
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            stats = {"tasks": dict(self._stats["tasks"]),
+                     "run_seconds": {**self._stats["run_seconds"],
+                                     "counts": list(self._stats["run_seconds"]["counts"])}}
+        models = loaded_models()
+        stats["model_load_seconds"] = models
+        stats["gpu_memory_bytes"] = gpu_memory_bytes()
+        return {"models": sorted(models), "stats": stats}
+
+    def beat(self) -> None:
+        snap = self.snapshot()
+        row = WorkerPresence(
+            id=self.id, node=self.node, host=socket.gethostname(), pid=os.getpid(),
+            role=self.role, device=self.device, queues=self.queues, models=snap["models"],
+            current_task=self.current_task, stats=snap["stats"], started_at=self.started_at,
+            last_seen=utcnow())
+        try:
+            with self.db.transaction() as session:
+                session.merge(row)
+        except Exception as exc:  # the database may be briefly down
+            log.debug("presence update failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+
+def loaded_models() -> dict[str, float]:
+    """Models loaded in this process, with their load time in seconds."""
+    models: dict[str, float] = {}
+    transcribe = sys.modules.get("workers.asr.transcribe")
+    if transcribe is not None:
+        for (name, _device), seconds in transcribe.model_load_times().items():
+            models[name] = round(seconds, 3)
+    embedding = sys.modules.get("workers.embedding")
+    if embedding is not None and hasattr(embedding, "loaded_models"):
+        models.update(embedding.loaded_models())
+    return models
+
+
+def gpu_memory_bytes() -> int | None:
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return int(torch.cuda.memory_allocated())
