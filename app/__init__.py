@@ -8,6 +8,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from core.config import Settings
+from core.logs import configure_logging
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -26,7 +27,7 @@ def register_config(app: Flask, settings: Settings) -> None:
     app.config["HARK"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
 
 
 def register_extensions(app: Flask) -> None:

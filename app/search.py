@@ -22,7 +22,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -56,14 +56,25 @@ class SearchSettings:
         )
 
 
+GROWTH = 1.25
+MIN_SPARE_ROWS = 4096
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """A collection's vectors as of ``version``: ``ids[i]`` is the segment of row ``i``."""
+    """A collection's vectors as of ``version``: ``ids[i]`` is the segment of row ``i``.
+
+    After an append, ``ids``/``matrix`` are views of the first rows of larger ``spare_*``
+    arrays, so the next append writes past them instead of copying the whole matrix. Rows
+    a snapshot shows are never written again, so older snapshots stay valid.
+    """
 
     version: int
     reset_version: int
     ids: np.ndarray
     matrix: np.ndarray
+    spare_ids: np.ndarray | None = None
+    spare_matrix: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -75,15 +86,26 @@ class Snapshot:
 
     @property
     def nbytes(self) -> int:
+        if self.spare_ids is not None and self.spare_matrix is not None:
+            return self.spare_ids.nbytes + self.spare_matrix.nbytes
         return self.ids.nbytes + self.matrix.nbytes
 
     def extended(self, ids: np.ndarray, matrix: np.ndarray, version: int) -> Snapshot:
-        if not len(ids):
-            return Snapshot(version, self.reset_version, self.ids, self.matrix)
-        if not self.size:
+        """This snapshot plus rows ``ids``/``matrix`` (larger ids), labelled ``version``."""
+        n, m = self.size, len(ids)
+        if not m:
+            return replace(self, version=version)
+        if not n:
             return Snapshot(version, self.reset_version, ids, matrix)
-        return Snapshot(version, self.reset_version, np.concatenate([self.ids, ids]),
-                        np.concatenate([self.matrix, matrix]))
+        spare_ids, spare_matrix = self.spare_ids, self.spare_matrix
+        if spare_ids is None or spare_matrix is None or len(spare_ids) < n + m:
+            capacity = max(int((n + m) * GROWTH), n + m + MIN_SPARE_ROWS)
+            spare_ids = np.empty(capacity, np.int64)
+            spare_matrix = np.empty((capacity, self.matrix.shape[1]), np.float32)
+            spare_ids[:n], spare_matrix[:n] = self.ids, self.matrix
+        spare_ids[n:n + m], spare_matrix[n:n + m] = ids, matrix
+        return Snapshot(version, self.reset_version, spare_ids[:n + m], spare_matrix[:n + m],
+                        spare_ids, spare_matrix)
 
 
 class MatrixCache:

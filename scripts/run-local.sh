@@ -9,6 +9,7 @@ mkdir -p var
 export API_BOOTSTRAP_KEY="${API_BOOTSTRAP_KEY:-$(cat var/api-key)}"
 export FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-admin:$(cat var/flower-password)}"
 export DIAGNOSTICS="${DIAGNOSTICS:-1}"
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 export PORT="${PORT:-8000}"
 export PATH="$PWD/.venv/bin:$PATH"
 flask --app app db upgrade

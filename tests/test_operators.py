@@ -46,3 +46,18 @@ def test_metrics_needs_admin_and_reports_the_platform(client, auth, admin_key, w
     assert 'hark_workers_online{device="cpu",role="model"}' in text
     assert 'hark_http_request_duration_seconds_bucket{endpoint="/diagnostics/sleep"' in text
     assert 'hark_worker_tasks{outcome="completed"' in text
+
+
+def test_worker_logs_are_json_lines_tagged_with_task_and_owner(client, auth, worker):
+    import json
+
+    task = client.post(SLEEP, json={"seconds": 0.1}, headers=auth).get_json()
+    wait_for(lambda: f"task {task['id']} completed" in worker.output(), timeout=10)
+    lines = [json.loads(line) for line in worker.output().splitlines()
+             if line.startswith("{")]
+    about = [e for e in lines if task["id"] in e["message"]]
+    assert len(about) >= 4  # received, started, completed, succeeded
+    assert all(e["task_id"] == task["id"] for e in about)
+    ours = [e for e in about if e["logger"].startswith("workers.")]
+    assert ours and all(e["owner"] == "alice" for e in ours)
+    assert {"ts", "level", "logger", "message", "pid"} <= set(lines[-1])

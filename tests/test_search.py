@@ -87,6 +87,22 @@ def test_added_segments_extend_the_cached_matrix():
     assert cache.get("c", 2, 0, table.load) is snapshot
 
 
+def test_appends_reuse_spare_rows_and_keep_older_snapshots_intact():
+    table, cache = FakeTable(100), MatrixCache()
+    snapshots = [cache.get("c", 1, 0, table.load)]
+    for version in range(2, 7):
+        table.add(7)
+        snapshots.append(cache.get("c", version, 0, table.load))
+    first_spare = snapshots[1].spare_matrix
+    assert first_spare is not None and len(first_spare) >= 100 + 7 * 5
+    assert all(s.spare_matrix is first_spare for s in snapshots[2:])  # no copy per append
+    for snapshot, n in zip(snapshots, range(100, 136, 7), strict=True):
+        assert snapshot.size == n  # each snapshot still shows exactly its rows
+        assert np.array_equal(snapshot.matrix, table.matrix[:n])
+        assert snapshot.ids.tolist() == table.ids[:n].tolist()
+    assert snapshots[-1].nbytes == first_spare.nbytes + snapshots[-1].spare_ids.nbytes
+
+
 def test_removed_segments_force_a_full_reload():
     table, cache = FakeTable(50), MatrixCache()
     cache.get("c", 1, 0, table.load)

@@ -1,6 +1,6 @@
 """Models load once per worker process, after fork, and stay loaded."""
 
-import re
+import json
 
 import pytest
 
@@ -24,7 +24,9 @@ def test_model_preloaded_once_per_process_and_reused(client, auth, settings_env,
         log = warm.output()
     finally:
         warm.stop()
-    loads = re.findall(r"ForkPoolWorker-\d+\] model tiny\.en loaded on cpu", log)
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    loads = [e for e in lines if e["message"].startswith("model tiny.en loaded on cpu")]
     assert len(loads) == 1, log[-2000:]
+    assert loads[0]["process"].startswith("ForkPoolWorker")
     # Loaded in the pool child (after fork) before that child started its first task.
     assert log.index("model tiny.en loaded") < log.index("started: /analyze")

@@ -139,7 +139,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
 
     page.goto(f"{base_url}/")
     expect(page.locator("#health")).to_have_text("API ok")
-    expect(page.locator("#analyze-form fieldset")).to_be_disabled()
+    expect(page.locator("#analyze-submit")).to_be_disabled()
 
     # A wrong key is refused, visibly; the right one is checked, kept and unlocks the page.
     page.fill("#key-input", "hk_not-a-real-key")
@@ -148,7 +148,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     page.fill("#key-input", api_key)
     page.click("#key-form button[type=submit]")
     expect(page.locator("#key-status")).to_contain_text("Authenticated")
-    expect(page.locator("#analyze-form fieldset")).to_be_enabled()
+    expect(page.locator("#analyze-submit")).to_be_enabled()
     assert page.evaluate("localStorage.getItem('hark.apiKey')") == api_key
 
     # An API error is shown with the API's message.
@@ -233,7 +233,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     expect(page.locator("#task-rows tr")).to_have_count(2)
     assert httpx.get(f"{base_url}/tasks/count", headers=headers).json()["failed"] == 0
     page.click("#key-forget")
-    expect(page.locator("#analyze-form fieldset")).to_be_disabled()
+    expect(page.locator("#analyze-submit")).to_be_disabled()
     assert page.evaluate("localStorage.getItem('hark.apiKey')") is None
 
     context.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import (
+    setup_logging,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
@@ -95,6 +96,14 @@ def make_celery(settings: Settings | None = None, *, with_tasks: bool = True) ->
     app = Celery("hark", include=include)
     app.conf.update(celery_config(settings))
     return app
+
+
+@setup_logging.connect
+def _logging(**_kwargs) -> None:
+    """Our JSON (or text) logs for Celery's own lines too (LOG_FORMAT, LOG_LEVEL)."""
+    from core.logs import configure_logging
+
+    configure_logging()
 
 
 @worker_process_init.connect

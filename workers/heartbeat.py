@@ -6,6 +6,7 @@ the task stopped being ``running`` under us (deleted by its owner): that is canc
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -37,7 +38,10 @@ class Heartbeat:
         self._progress: int | None = None
         self._written_progress: int | None = None
         self._last_write = 0.0
-        self._thread = threading.Thread(target=self._run, daemon=True, name="hark-heartbeat")
+        # The thread keeps the caller's log context (task id, owner).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
+                                        name="hark-heartbeat")
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

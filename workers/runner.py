@@ -14,6 +14,7 @@ from typing import Any
 from core import lifecycle
 from core.config import Settings
 from core.db import Database
+from core.logs import task_context
 from workers import context, events
 from workers.heartbeat import Heartbeat
 
@@ -74,6 +75,14 @@ def execute(
     if task is None:
         log.info("task %s not claimable (running elsewhere, finished or deleted)", task_uuid)
         return "skipped"
+    with task_context(task_uuid, task.owner):
+        return _execute_claimed(db, task, worker=worker, device=device,
+                                torch_device=torch_device, settings=settings)
+
+
+def _execute_claimed(db: Database, task, *, worker: str, device: str, torch_device: str,
+                     settings: Settings) -> str:
+    task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED)
     presence = context.presence()

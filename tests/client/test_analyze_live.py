@@ -1,4 +1,6 @@
-"""A real transcription through the SDK and the CLI (espeak-ng speech, tiny.en weights)."""
+"""A real transcription through the SDK (espeak-ng speech, tiny.en weights).
+
+The CLI's ``analyze --wait`` is checked against a scripted server in ``test_cli``."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import pytest
 
 from bench.speech import WEATHER, espeak_available, make_speech_clip, words_of
 from hark_client import Task, ValidationError
-from tests.client.test_cli import hark_cli
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")]
@@ -36,14 +37,6 @@ def test_analyze_waits_and_returns_a_transcript(hark, clip):
     assert hark.transcript(task.id, "vtt").startswith("WEBVTT")
     assert len(SPOKEN & words_of(hark.transcript(task.id))) >= 4
     assert json.loads(hark.transcript(task.id, "json"))["segments"]
-
-
-def test_cli_analyze_wait_prints_the_transcript(api_url, api_key, clip):
-    done = hark_cli("analyze", str(clip), "--wait", "--timeout", "120", "--format", "vtt",
-                    url=api_url, key=api_key)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("WEBVTT") and len(SPOKEN & words_of(done.stdout)) >= 4
-    assert "completed 100%" in done.stderr
 
 
 def test_empty_upload_is_refused(hark):

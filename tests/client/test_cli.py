@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from tests.client.fakeserver import FakeServer, Reply
 from tests.support import free_port
 
 WAIT = 30
@@ -97,3 +98,38 @@ def test_health_and_console_script(api_url):
     assert script, "the hark console script is not installed (pip install -e ./client)"
     version = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
     assert version.returncode == 0 and version.stdout.startswith("hark-client ")
+
+
+def test_analyze_wait_shows_progress_then_prints_the_transcript(tmp_path):
+    media = tmp_path / "talk.wav"
+    media.write_bytes(b"RIFF....WAVE")
+    task = {"id": "t-9", "endpoint": "/analyze", "status": "running", "progress": 50}
+    vtt = "WEBVTT\n\n00:00.000 --> 00:01.500\nHello world.\n"
+    replies = [Reply(202, {"task_id": "t-9", "status": "assigned"}), Reply(200, task),
+               Reply(200, {**task, "status": "completed", "progress": 100,
+                           "result": {"text": "Hello world.", "segments": []}}),
+               Reply(200, vtt.encode(), {"content-type": "text/vtt"})]
+    with FakeServer(*replies) as server:
+        done = hark_cli("analyze", str(media), "--wait", "--words", "--translate",
+                        "--format", "vtt", url=server.url, key="k")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == vtt
+    assert "running 50%" in done.stderr and "completed 100%" in done.stderr
+    calls = [(r.method, r.path) for r in server.requests]
+    assert calls == [("POST", "/analyze?defer=true"), ("GET", "/tasks/t-9"),
+                     ("GET", "/tasks/t-9"), ("GET", "/tasks/t-9/transcript?format=vtt")]
+    upload = server.requests[0].body
+    assert b'name="task"\r\n\r\ntranslate' in upload
+    assert b'name="word_timestamps"\r\n\r\ntrue' in upload
+
+
+def test_analyze_wait_on_a_failing_task_exits_1(tmp_path):
+    media = tmp_path / "talk.wav"
+    media.write_bytes(b"RIFF")
+    failed = {"id": "t-8", "status": "failed", "progress": 0,
+              "error": {"type": "MediaError", "message": "not audio"}}
+    replies = [Reply(202, {"task_id": "t-8", "status": "assigned"}), Reply(200, failed)]
+    with FakeServer(*replies) as server:
+        done = hark_cli("analyze", str(media), "--wait", url=server.url, key="k")
+    assert done.returncode == 1 and "MediaError: not audio" in done.stderr
+    assert "Traceback" not in done.stderr

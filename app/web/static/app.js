@@ -356,8 +356,8 @@ async function showResult(task) {
     list.replaceChildren(...segments.map((segment) => h("li", {},
       h("span", { class: "ts" }, span(segment.start, segment.end)), " ",
       h("span", { class: "seg-text" }, Array.isArray(segment.words) && segment.words.length
-        ? segment.words.map((w) => h("span", { class: "word", title: span(w.start, w.end) },
-          w.word))
+        ? segment.words.flatMap((w, i) => [i ? " " : null,
+          h("span", { class: "word", title: span(w.start, w.end) }, String(w.word).trim())])
         : String(segment.text || "").trim()))));
     if (!segments.length) list.replaceChildren(h("li", { class: "note" }, "No speech found."));
   } else {

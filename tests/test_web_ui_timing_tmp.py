@@ -1,0 +1,248 @@
+"""The web page at ``/``: served without a key and locked down by headers (Flask test
+client), then driven end to end in headless Chromium against the real platform (gunicorn
+API, a Celery worker transcribing with tiny.en), writing the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.speech import COOKING, WEATHER, espeak_available, make_speech_clip
+from tests.support import ROOT, free_port, start_api, wait_for
+
+STATIC = ROOT / "app" / "web" / "static"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TIMESTAMP = re.compile(r"\[\d\d:\d\d\.\d – \d\d:\d\d\.\d\]")
+
+
+# ---- the page and its assets (Flask test client) ------------------------------------
+
+
+def test_page_is_public_and_locked_down(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert '<script type="module" src="/assets/app.js"></script>' in html
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "http" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("path, mimetype", [
+    ("/assets/app.js", "text/javascript"),
+    ("/assets/app.css", "text/css"),
+    ("/assets/favicon.svg", "image/svg+xml"),
+])
+def test_assets_are_served_with_their_types(client, path, mimetype):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == mimetype
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["ETag"]  # revalidated, so a deploy shows at once
+    assert client.get(path, headers={"If-None-Match": response.headers["ETag"]}) \
+        .status_code == 304
+
+
+def test_unknown_assets_are_404_and_the_api_still_needs_a_key(client):
+    for path in ["/assets/nope.js", "/assets/../__init__.py", "/assets/%2e%2e/__init__.py"]:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.get_json()["error"] == "not_found"
+    assert client.get("/tasks").status_code == 401
+    assert client.get("/tasks/count").status_code == 401
+
+
+def test_page_has_no_inline_code_no_cdn_and_no_inner_html():
+    html = (STATIC / "index.html").read_text()
+    script = (STATIC / "app.js").read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # no inline script
+    assert not re.search(r"\son[a-z]+=", html)  # no inline handlers
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing from elsewhere
+    assert not re.search(r"\.(inner|outer)HTML\b|insertAdjacentHTML|document\.write|eval\(",
+                         script)  # API text reaches the page as text only
+    total = sum(p.stat().st_size for p in STATIC.iterdir())
+    assert total < 64_000, f"the page's assets weigh {total} bytes"
+
+
+# ---- end to end in headless Chromium ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed: scripts/system-deps.sh installs it (apt)")
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed: scripts/system-deps.sh installs it (apt)")
+    with sync_api.sync_playwright() as playwright:
+        # Debian's Chromium, not a browser downloaded by `playwright install`.
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def api_server(settings_env, log_dir):
+    proc, base_url = start_api(settings_env, log_dir)
+    yield base_url
+    proc.stop()
+
+
+def index_a_talk(base_url: str, headers: dict, clip: Path) -> str:
+    """A collection ``talks`` with one talk being indexed, for the search section."""
+    created = httpx.post(f"{base_url}/collections", headers=headers,
+                         json={"collection_id": "talks", "name": "Talks"})
+    assert created.status_code == 201, created.text
+    with open(clip, "rb") as fh:
+        submitted = httpx.post(f"{base_url}/index?defer=true", headers=headers,
+                               files={"file": (clip.name, fh)},
+                               data={"collection": "talks", "media_id": "cooking-show"})
+    assert submitted.status_code == 202, submitted.text
+    return submitted.json()["task_id"]
+
+
+def finished(base_url: str, headers: dict, task_id: str) -> dict:
+    return wait_for(
+        lambda: (t := httpx.get(f"{base_url}/tasks/{task_id}", headers=headers).json())
+        ["status"] in ("completed", "failed") and t, timeout=60, message="task to finish")
+
+
+def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
+    from playwright.sync_api import expect
+
+    started = time.monotonic()
+    base_url, headers = api_server, {"x-api-key": api_key}
+    weather = make_speech_clip(tmp_path / "weather.wav", WEATHER)
+    index_task = index_a_talk(base_url, headers, make_speech_clip(tmp_path / "cooking.mp3",
+                                                                  COOKING))
+    context = browser.new_context(viewport={"width": 1180, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []  # uncaught exceptions and CSP violations
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and "Failed to load resource"
+            not in msg.text and problems.append(f"console: {msg.text}"))
+    expect.set_options(timeout=15_000)
+
+    print("T goto", time.monotonic()-started)
+    page.goto(f"{base_url}/")
+    expect(page.locator("#health")).to_have_text("API ok")
+    expect(page.locator("#analyze-submit")).to_be_disabled()
+
+    # A wrong key is refused, visibly; the right one is checked, kept and unlocks the page.
+    page.fill("#key-input", "hk_not-a-real-key")
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#key-status")).to_contain_text("invalid API key")
+    page.fill("#key-input", api_key)
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#key-status")).to_contain_text("Authenticated")
+    expect(page.locator("#analyze-submit")).to_be_enabled()
+    assert page.evaluate("localStorage.getItem('hark.apiKey')") == api_key
+
+    # An API error is shown with the API's message.
+    page.check("input[name=source][value=url]")
+    page.fill("#url-input", "ftp://example.com/talk.mp3")
+    page.click("#analyze-submit")
+    expect(page.locator("#analyze-error")).to_contain_text("Error 400")
+    expect(page.locator("#analyze-error")).to_contain_text("http")
+
+    print("T url", time.monotonic()-started)
+    # A URL nothing answers at: the task is accepted, then fails in the worker.
+    page.fill("#url-input", f"http://127.0.0.1:{free_port()}/missing.wav")
+    page.click("#analyze-submit")
+    expect(page.locator("#job-status")).to_contain_text("Failed", timeout=30_000)
+    expect(page.locator("#analyze-error")).not_to_be_empty()
+
+    print("T upload", time.monotonic()-started)
+    # Upload speech, watch the progress reach done, read the transcript.
+    page.check("input[name=source][value=file]")
+    page.set_input_files("#file-input", str(weather))
+    page.check("#words-input")
+    page.click("#analyze-submit")
+    expect(page.locator("#job-status")).to_contain_text("Done", timeout=45_000)
+    assert page.eval_on_selector("#job-progress", "el => el.value") == 100
+    expect(page.locator("#transcript")).to_be_visible()
+    expect(page.locator("#analyze-error")).to_be_empty()
+    transcript = page.inner_text("#segments")
+    assert {"sunny", "west"} & set(re.findall(r"[a-z]+", transcript.lower())), transcript
+    assert TIMESTAMP.search(transcript), transcript
+    assert page.locator("#segments .word").count() >= 5  # word timestamps were asked for
+    meta = page.inner_text("#transcript-meta")
+    assert "tiny.en" in meta and "weather.wav" in meta and re.search(r"\ben\b", meta), meta
+
+    print("T done", time.monotonic()-started)
+    # Downloads carry the key (fetched, then offered as Blob URLs).
+    expect(page.locator("#downloads a")).to_have_count(3)
+    with page.expect_download() as download:
+        page.click("#downloads a:text-is('SRT')")
+    assert download.value.suggested_filename == "weather.srt"
+    assert " --> " in Path(download.value.path()).read_text()
+
+    # The tasks table: the upload, the failed URL (retryable) and the indexing task.
+    page.click("#tasks-form button[type=submit]")
+    upload_row = page.locator("#task-rows tr", has_text="weather.wav")
+    expect(upload_row).to_contain_text("completed")
+    expect(upload_row).to_contain_text("/analyze")
+    failed_row = page.locator("#task-rows tr", has_text="missing.wav")
+    expect(failed_row).to_contain_text("failed")
+    expect(failed_row.get_by_role("button", name=re.compile("^Retry"))).to_be_visible()
+    expect(page.locator("#task-counts")).to_contain_text("1 failed")
+    page.select_option("#status-filter", "failed")
+    expect(page.locator("#task-rows tr")).to_have_count(1)
+    page.select_option("#status-filter", "")
+    expect(page.locator("#task-rows tr")).to_have_count(3)
+
+    print("T search", time.monotonic()-started)
+    # Search the collection once its talk is indexed.
+    assert finished(base_url, headers, index_task)["status"] == "completed"
+    expect(page.locator("#collection-select")).to_contain_text("Talks")
+    page.fill("#query-input", "a recipe for an Italian dinner")
+    page.fill("#topk-input", "3")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#results li").first).to_contain_text("cooking-show")
+    assert "pasta" in page.inner_text("#results").lower()
+    assert TIMESTAMP.search(page.inner_text("#results"))
+    expect(page.locator("#search-note")).to_contain_text("result")
+
+    print("T shot", time.monotonic()-started)
+    # Back to the upload's transcript for the picture, then the screenshots.
+    upload_row.get_by_role("button", name=re.compile("^Open task")).click()
+    expect(page.locator("#transcript-meta")).to_contain_text("weather.wav")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "web.png"), full_page=True)
+    page.locator("#tasks").screenshot(path=str(SCREENSHOTS / "web-tasks.png"))
+    for name in ("web.png", "web-tasks.png"):
+        assert 10_000 < (SCREENSHOTS / name).stat().st_size < 300_000, name
+
+    # Open the indexing task from the table: its transcript is shown the same way.
+    page.locator("#task-rows tr", has_text="/index").click()
+    expect(page.locator("#transcript-meta")).to_contain_text("cooking.mp3")
+    assert "pasta" in page.inner_text("#segments").lower()
+
+    # Delete the failed task (confirmed), then forget the key.
+    page.once("dialog", lambda dialog: dialog.accept())
+    failed_row.get_by_role("button", name=re.compile("^Delete")).click()
+    expect(page.locator("#task-rows tr")).to_have_count(2)
+    assert httpx.get(f"{base_url}/tasks/count", headers=headers).json()["failed"] == 0
+    page.click("#key-forget")
+    expect(page.locator("#analyze-submit")).to_be_disabled()
+    assert page.evaluate("localStorage.getItem('hark.apiKey')") is None
+
+    print("T end", time.monotonic()-started)
+    context.close()
+    assert not problems, problems
+    assert time.monotonic() - started < 60
