@@ -48,6 +48,7 @@ def register_blueprints(app: Flask) -> None:
         analyze,
         collections,
         diagnostics,
+        docs,
         health,
         index,
         tasks,
@@ -64,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(web_bp)
     if app.config["HARK"].diagnostics:
         app.register_blueprint(diagnostics.bp)

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
 from app.auth import admin_required, public
+from app.openapi import doc
 from core.dispatch import MAINTENANCE_QUEUE
 from core.models import TaskCount
 from core.status import TaskStatus
@@ -138,6 +139,8 @@ def _render() -> Response:
 
 @bp.get("/metrics")
 @public
+@doc("Prometheus metrics (admin key unless METRICS_PUBLIC=1)", tag="Operations",
+     responses={200: "text/plain"})
 def metrics():
     """Needs an admin key (``Authorization: Bearer``), unless ``METRICS_PUBLIC=1``."""
     if current_app.config["HARK"].metrics_public:

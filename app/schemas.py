@@ -61,8 +61,61 @@ class SubmitArgs(Schema):
 
 
 class DeferredSchema(Schema):
+    """A task accepted for later (``?defer=true``, or a wait that timed out)."""
+
     task_id = fields.UUID(required=True)
-    status = fields.String()
+    status = fields.String(required=True)
+
+
+class FinishedTaskSchema(TaskSchema):
+    """A task returned by a request that waited for it."""
+
+    task_id = fields.UUID(required=True)
+
+
+class TaskEventSchema(Schema):
+    type = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    details = fields.Raw(allow_none=True)
+
+
+class TaskEventsSchema(Schema):
+    events = fields.List(fields.Nested(TaskEventSchema), required=True)
+
+
+class CheckSchema(Schema):
+    ok = fields.Boolean(required=True)
+    error = fields.String()
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
+    database = fields.Nested(CheckSchema, required=True)
+    broker = fields.Nested(CheckSchema, required=True)
+
+
+class WorkerSchema(Schema):
+    id = fields.String(required=True)
+    node = fields.String()
+    host = fields.String()
+    pid = fields.Integer()
+    role = fields.String()
+    device = fields.String()
+    queues = fields.List(fields.String())
+    models = fields.List(fields.String())
+    current_task = fields.UUID(allow_none=True)
+    tasks = fields.Dict(keys=fields.String(), values=fields.Integer())
+    started_at = fields.DateTime()
+    last_seen = fields.DateTime()
+
+
+class WorkersSchema(Schema):
+    workers = fields.List(fields.Nested(WorkerSchema), required=True)
+
+
+class TranscriptArgs(Schema):
+    format = fields.String(validate=validate.OneOf(["txt", "srt", "vtt", "json"]),
+                           load_default="txt")
 
 
 class RoutingFields(Schema):

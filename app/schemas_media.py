@@ -54,3 +54,12 @@ def analyze_schema(strict: bool, with_media: bool, extra: dict | None = None) ->
     if with_media:
         declared["media"] = fields.Nested(MediaSchema, required=True)
     return Schema.from_dict(declared, name="AnalyzeRequest" if not extra else "IndexRequest")()
+
+
+def upload_schema(schema_for) -> Schema:
+    """The multipart form (for the API document): a ``file`` plus the form's options."""
+    form = schema_for(False, False)
+    declared = dict(form.declared_fields)
+    declared["file"] = fields.Raw(required=True,
+                                  metadata={"type": "string", "format": "binary"})
+    return Schema.from_dict(declared, name=f"{type(form).__name__}Upload")()

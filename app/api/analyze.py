@@ -7,7 +7,9 @@ from flask import Blueprint, current_app
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError
 from app.media_input import discard, read_request
-from app.schemas_media import analyze_schema
+from app.openapi import doc
+from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
+from app.schemas_media import analyze_schema, upload_schema
 from core.dispatch import BrokerUnavailable
 from core.netguard import UnsafeURLError, check_url
 
@@ -59,6 +61,9 @@ def check_options(options: dict) -> None:
 
 
 @bp.post("/analyze")
+@doc("Transcribe or translate an audio or video file", tag="Analyze", query=SubmitArgs,
+     body=analyze_schema(True, True), multipart=upload_schema(analyze_schema),
+     responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def analyze():
     options, media = read_request(analyze_schema, check_options)
     options, routing, callback = split_request(options)

@@ -9,7 +9,8 @@ from flask import Blueprint
 
 from app.bodies import load_json
 from app.endpoints import DeferOption, Endpoint
-from app.schemas import SleepRequest
+from app.openapi import doc
+from app.schemas import DeferredSchema, FinishedTaskSchema, SleepRequest, SubmitArgs
 
 bp = Blueprint("diagnostics", __name__, url_prefix="/diagnostics")
 sleep_endpoint = Endpoint(
@@ -22,6 +23,9 @@ sleep_request = SleepRequest()
 
 
 @bp.post("/sleep")
+@doc("Sleep on a worker, then complete or fail (DIAGNOSTICS=1)", tag="Diagnostics",
+     query=SubmitArgs, body=SleepRequest,
+     responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def sleep():
     body = load_json(sleep_request)
     routing = {k: body.pop(k) for k in ("priority", "device", "queue")}

@@ -7,6 +7,8 @@ from sqlalchemy import text
 
 from app.auth import public
 from app.extensions import celery, db
+from app.openapi import doc
+from app.schemas import HealthSchema
 
 bp = Blueprint("health", __name__)
 
@@ -31,6 +33,8 @@ def _check_broker() -> dict:
 
 @bp.get("/health")
 @public
+@doc("Database and broker reachability", tag="Operations",
+     responses={200: HealthSchema, 503: HealthSchema})
 def health():
     database, broker = _check_database(), _check_broker()
     ok = database["ok"] and broker["ok"]

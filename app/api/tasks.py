@@ -13,7 +13,17 @@ from app.auth import current_principal
 from app.bodies import load_args
 from app.errors import APIError, not_found
 from app.extensions import celery, db
-from app.schemas import TaskListArgs, TaskSchema, decode_cursor, encode_cursor
+from app.openapi import doc
+from app.schemas import (
+    TaskCountSchema,
+    TaskEventsSchema,
+    TaskListArgs,
+    TaskListSchema,
+    TaskSchema,
+    TranscriptArgs,
+    decode_cursor,
+    encode_cursor,
+)
 from core import dispatch, lifecycle, media_store
 from core.models import Task, TaskCount, TaskEvent
 from core.status import RETRYABLE, TaskStatus
@@ -35,6 +45,7 @@ def owned_task(session, task_id: uuid.UUID) -> Task:
 
 
 @bp.get("/count")
+@doc("Count tasks per status", tag="Tasks", responses={200: TaskCountSchema})
 def count_tasks():
     """Tasks per status, read from trigger-maintained counters (no table scan)."""
     counts = {status.value: 0 for status in TaskStatus}
@@ -52,6 +63,8 @@ def count_tasks():
 
 
 @bp.get("")
+@doc("List tasks, newest first", tag="Tasks", query=TaskListArgs,
+     responses={200: TaskListSchema})
 def list_tasks():
     """Newest first. ``page``/``per_page`` as in Aana; ``cursor`` pages at any depth."""
     args = load_args(list_args)
@@ -71,12 +84,14 @@ def list_tasks():
 
 
 @bp.get("/<uuid:task_id>")
+@doc("Get a task", tag="Tasks", responses={200: TaskSchema})
 def get_task(task_id: uuid.UUID):
     with db.session() as session:
         return jsonify(task_schema.dump(owned_task(session, task_id)))
 
 
 @bp.get("/<uuid:task_id>/events")
+@doc("A task's audit trail", tag="Tasks", responses={200: TaskEventsSchema})
 def get_task_events(task_id: uuid.UUID):
     """The task's audit trail, oldest first: each status change and notable step."""
     with db.session() as session:
@@ -88,6 +103,8 @@ def get_task_events(task_id: uuid.UUID):
 
 
 @bp.get("/<uuid:task_id>/transcript")
+@doc("A finished transcript as txt, srt, vtt or json", tag="Tasks", query=TranscriptArgs,
+     responses={200: "text/plain"})
 def get_transcript(task_id: uuid.UUID):
     """A finished transcription as ``txt`` (default), ``srt``, ``vtt`` or ``json``."""
     fmt = request.args.get("format", "txt")
@@ -107,6 +124,7 @@ def get_transcript(task_id: uuid.UUID):
 
 
 @bp.delete("/<uuid:task_id>")
+@doc("Delete (and cancel) a task", tag="Tasks", responses={200: TaskSchema})
 def delete_task(task_id: uuid.UUID):
     """Delete the task; if queued or running it is revoked and can never complete."""
     with db.transaction() as session:
@@ -125,6 +143,7 @@ def delete_task(task_id: uuid.UUID):
 
 
 @bp.post("/<uuid:task_id>/retry")
+@doc("Retry a failed or not_finished task", tag="Tasks", responses={200: TaskSchema})
 def retry_task(task_id: uuid.UUID):
     """Send a ``failed`` or ``not_finished`` task back to ``created`` and enqueue it."""
     with db.transaction() as session:

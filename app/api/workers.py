@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from app.auth import admin_required
 from app.extensions import db
+from app.openapi import doc
+from app.schemas import WorkersSchema
 from core.models import WorkerPresence, utcnow
 
 bp = Blueprint("workers", __name__)
@@ -24,6 +26,7 @@ def online_workers(session, heartbeat_interval: float) -> list[WorkerPresence]:
 
 
 @bp.get("/workers")
+@doc("Online workers (admin)", tag="Operations", responses={200: WorkersSchema})
 @admin_required
 def list_workers():
     settings = current_app.config["HARK"]

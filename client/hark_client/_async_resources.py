@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING
 from . import _operations as ops
 from ._base import Poller, finished
 from .errors import WaitTimeoutError
-from .models import Collection, Delivery, Media, Page, SearchHit, Task, TaskCounts, Webhook
+from .models import (
+    CallbackSecret,
+    Collection,
+    Delivery,
+    Media,
+    Page,
+    SearchHit,
+    Task,
+    TaskCounts,
+    Webhook,
+)
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
@@ -84,13 +94,14 @@ class AsyncTasks:
 
 
 class AsyncCollections:
-    """``client.collections``: searchable sets of indexed media."""
+    """``client.collections``: searchable sets of indexed media (fill them with ``index``)."""
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     async def create(self, collection_id: str, name: str | None = None,
                      description: str | None = None, *, retries: Retries = None) -> Collection:
+        """A new collection (``name`` defaults to its id); :class:`ConflictError` if taken."""
         call = ops.create_collection(collection_id, name, description)
         return await self._client.request(call, retries=retries)
 
@@ -101,7 +112,7 @@ class AsyncCollections:
 
     async def list(self, per_page: int = 100, *,
                    retries: Retries = None) -> AsyncIterator[Collection]:
-        """Every collection, fetched page by page."""
+        """Every collection, by id, fetched page by page."""
         number = 1
         while True:
             page = await self.page(number, per_page, retries=retries)
@@ -119,13 +130,23 @@ class AsyncCollections:
         call = ops.update_collection(collection_id, name, description)
         return await self._client.request(call, retries=retries)
 
-    async def delete(self, collection_id: str, *, retries: Retries = None) -> None:
-        await self._client.request(ops.delete_collection(collection_id), retries=retries)
+    async def delete(self, collection_id: str, *, retries: Retries = None) -> Collection:
+        """Delete the collection with all its media; returns what was deleted."""
+        call = ops.delete_collection(collection_id)
+        return await self._client.request(call, retries=retries)
 
-    async def media(self, collection_id: str, *,
-                    retries: Retries = None) -> builtins.list[Media]:
-        call = ops.list_media(collection_id)
-        return (await self._client.request(call, retries=retries)).items
+    async def media(self, collection_id: str, per_page: int = 100, *,
+                    retries: Retries = None) -> AsyncIterator[Media]:
+        """Every media item of the collection, oldest first, fetched page by page."""
+        number = 1
+        while True:
+            call = ops.list_media(collection_id, number, per_page)
+            page = await self._client.request(call, retries=retries)
+            for media in page.items:
+                yield media
+            if len(page.items) < per_page:
+                return
+            number += 1
 
     async def get_media(self, collection_id: str, media_id: str, *,
                         retries: Retries = None) -> Media:
@@ -134,25 +155,32 @@ class AsyncCollections:
         return await self._client.request(call, retries=retries)
 
     async def delete_media(self, collection_id: str, media_id: str, *,
-                           retries: Retries = None) -> None:
-        await self._client.request(ops.delete_media(collection_id, media_id), retries=retries)
+                           retries: Retries = None) -> Media:
+        call = ops.delete_media(collection_id, media_id)
+        return await self._client.request(call, retries=retries)
 
     async def search(self, collection_id: str, query: str, top_k: int = 10, *,
                      retries: Retries = None) -> builtins.list[SearchHit]:
+        """The ``top_k`` passages closest in meaning to ``query``, best first."""
         call = ops.search(collection_id, query, top_k)
         return (await self._client.request(call, retries=retries)).items
 
 
 class AsyncWebhooks:
-    """``client.webhooks``: subscriptions to task events, and their deliveries."""
+    """``client.webhooks``: subscriptions to task events, their secrets and delivery logs.
+
+    Methods taking a ``webhook_id`` of None act on the one-off callbacks (a task's own
+    ``webhook=`` URL), which are signed with :meth:`callback_secret`.
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def create(self, url: str, events: Sequence[str] | None = None, *,
-                     retries: Retries = None) -> Webhook:
-        """Subscribe ``url``; the answer's ``secret`` (shown once) verifies deliveries."""
-        return await self._client.request(ops.create_webhook(url, events), retries=retries)
+    async def create(self, url: str, events: Sequence[str] | None = None,
+                     description: str | None = None, *, retries: Retries = None) -> Webhook:
+        """Subscribe ``url`` (to every event unless ``events``); keep the answer's ``secret``."""
+        call = ops.create_webhook(url, events, description)
+        return await self._client.request(call, retries=retries)
 
     async def list(self, *, retries: Retries = None) -> builtins.list[Webhook]:
         return (await self._client.request(ops.list_webhooks(), retries=retries)).items
@@ -160,24 +188,39 @@ class AsyncWebhooks:
     async def get(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
         return await self._client.request(ops.get_webhook(webhook_id), retries=retries)
 
-    async def update(self, webhook_id: str, url: str, events: Sequence[str] | None = None, *,
-                     retries: Retries = None) -> Webhook:
-        call = ops.update_webhook(webhook_id, url, events)
+    async def update(self, webhook_id: str, *, url: str | None = None,
+                     events: Sequence[str] | None = None, description: str | None = None,
+                     enabled: bool | None = None, retries: Retries = None) -> Webhook:
+        """Change what is given; ``enabled=True`` re-enables a webhook the server disabled."""
+        call = ops.update_webhook(webhook_id, url, events, description, enabled)
         return await self._client.request(call, retries=retries)
 
-    async def delete(self, webhook_id: str, *, retries: Retries = None) -> None:
-        await self._client.request(ops.delete_webhook(webhook_id), retries=retries)
+    async def delete(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
+        return await self._client.request(ops.delete_webhook(webhook_id), retries=retries)
 
-    async def rotate_secret(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
-        call = ops.rotate_webhook_secret(webhook_id)
+    async def rotate_secret(self, webhook_id: str, grace_seconds: int | None = None, *,
+                            retries: Retries = None) -> Webhook:
+        """A new secret; the old one keeps signing too for ``grace_seconds`` (server default)."""
+        call = ops.rotate_webhook_secret(webhook_id, grace_seconds)
         return await self._client.request(call, retries=retries)
 
-    async def deliveries(self, webhook_id: str, *,
-                         retries: Retries = None) -> builtins.list[Delivery]:
-        call = ops.list_deliveries(webhook_id)
-        return (await self._client.request(call, retries=retries)).items
+    async def deliveries(self, webhook_id: str | None, page: int = 1, per_page: int = 50, *,
+                         cursor: str | None = None, retries: Retries = None) -> Page[Delivery]:
+        """One page of the delivery log, newest attempt first (``next_cursor`` for more)."""
+        call = ops.list_deliveries(webhook_id, page, per_page, cursor)
+        return await self._client.request(call, retries=retries)
 
-    async def redeliver(self, webhook_id: str, delivery_id: str, *,
+    async def redeliver(self, webhook_id: str | None, delivery_id: str, *,
                         retries: Retries = None) -> Delivery:
+        """Send a finished delivery again (same ``webhook-id`` and body); it is queued."""
         call = ops.redeliver(webhook_id, delivery_id)
+        return await self._client.request(call, retries=retries)
+
+    async def callback_secret(self, *, retries: Retries = None) -> CallbackSecret:
+        """The secret that signs one-off callbacks (created on first use)."""
+        return await self._client.request(ops.callback_secret(), retries=retries)
+
+    async def rotate_callback_secret(self, grace_seconds: int | None = None, *,
+                                     retries: Retries = None) -> CallbackSecret:
+        call = ops.rotate_callback_secret(grace_seconds)
         return await self._client.request(call, retries=retries)

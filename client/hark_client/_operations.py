@@ -10,6 +10,7 @@ import httpx
 
 from ._base import Call, FileInput, Upload, read_json, read_text
 from .models import (
+    CallbackSecret,
     Collection,
     Delivery,
     Health,
@@ -47,10 +48,6 @@ def _many(model: type[_Model], key: str) -> Callable[[httpx.Response], Page[Any]
         return Page([model.from_dict(i) for i in items], next_cursor=cursor, raw=raw)
 
     return parse
-
-
-def _nothing(response: httpx.Response) -> None:
-    return None
 
 
 def _submitted(endpoint: str) -> Callable[[httpx.Response], Task]:
@@ -186,20 +183,22 @@ def update_collection(collection_id: str, name: str | None,
     return Call("PATCH", f"/collections/{_id(collection_id)}", _one(Collection), json=body)
 
 
-def delete_collection(collection_id: str) -> Call[None]:
-    return Call("DELETE", f"/collections/{_id(collection_id)}", _nothing)
+def delete_collection(collection_id: str) -> Call[Collection]:
+    return Call("DELETE", f"/collections/{_id(collection_id)}", _one(Collection))
 
 
-def list_media(collection_id: str) -> Call[Page[Media]]:
-    return Call("GET", f"/collections/{_id(collection_id)}/media", _many(Media, "media"))
+def list_media(collection_id: str, page: int, per_page: int) -> Call[Page[Media]]:
+    return Call("GET", f"/collections/{_id(collection_id)}/media", _many(Media, "media"),
+                params={"page": page, "per_page": per_page})
 
 
 def get_media(collection_id: str, media_id: str) -> Call[Media]:
     return Call("GET", f"/collections/{_id(collection_id)}/media/{_id(media_id)}", _one(Media))
 
 
-def delete_media(collection_id: str, media_id: str) -> Call[None]:
-    return Call("DELETE", f"/collections/{_id(collection_id)}/media/{_id(media_id)}", _nothing)
+def delete_media(collection_id: str, media_id: str) -> Call[Media]:
+    return Call("DELETE", f"/collections/{_id(collection_id)}/media/{_id(media_id)}",
+                _one(Media))
 
 
 def search(collection_id: str, query: str, top_k: int) -> Call[Page[SearchHit]]:
@@ -209,8 +208,10 @@ def search(collection_id: str, query: str, top_k: int) -> Call[Page[SearchHit]]:
 
 # -- webhooks --------------------------------------------------------------------------------
 
-def create_webhook(url: str, events: Sequence[str] | None) -> Call[Webhook]:
-    body = _drop_none({"url": url, "events": list(events) if events is not None else None})
+def create_webhook(url: str, events: Sequence[str] | None,
+                   description: str | None) -> Call[Webhook]:
+    body = _drop_none({"url": url, "events": list(events) if events is not None else None,
+                       "description": description})
     return Call("POST", "/webhooks", _one(Webhook), json=body)
 
 
@@ -222,24 +223,50 @@ def get_webhook(webhook_id: str) -> Call[Webhook]:
     return Call("GET", f"/webhooks/{_id(webhook_id)}", _one(Webhook))
 
 
-def update_webhook(webhook_id: str, url: str, events: Sequence[str] | None) -> Call[Webhook]:
-    body = _drop_none({"url": url, "events": list(events) if events is not None else None})
+def update_webhook(webhook_id: str, url: str | None, events: Sequence[str] | None,
+                   description: str | None, enabled: bool | None) -> Call[Webhook]:
+    body = _drop_none({"url": url, "events": list(events) if events is not None else None,
+                       "description": description, "enabled": enabled})
+    if not body:
+        raise ValueError("give url, events, description and/or enabled")
     return Call("PUT", f"/webhooks/{_id(webhook_id)}", _one(Webhook), json=body)
 
 
-def delete_webhook(webhook_id: str) -> Call[None]:
-    return Call("DELETE", f"/webhooks/{_id(webhook_id)}", _nothing)
+def delete_webhook(webhook_id: str) -> Call[Webhook]:
+    return Call("DELETE", f"/webhooks/{_id(webhook_id)}", _one(Webhook))
 
 
-def rotate_webhook_secret(webhook_id: str) -> Call[Webhook]:
-    return Call("POST", f"/webhooks/{_id(webhook_id)}/rotate-secret", _one(Webhook))
+def _grace(grace_seconds: int | None) -> dict[str, Any] | None:
+    return None if grace_seconds is None else {"grace_seconds": grace_seconds}
 
 
-def list_deliveries(webhook_id: str) -> Call[Page[Delivery]]:
-    return Call("GET", f"/webhooks/{_id(webhook_id)}/deliveries",
-                _many(Delivery, "deliveries"))
+def rotate_webhook_secret(webhook_id: str, grace_seconds: int | None) -> Call[Webhook]:
+    return Call("POST", f"/webhooks/{_id(webhook_id)}/rotate-secret", _one(Webhook),
+                json=_grace(grace_seconds))
 
 
-def redeliver(webhook_id: str, delivery_id: str) -> Call[Delivery]:
-    return Call("POST", f"/webhooks/{_id(webhook_id)}/deliveries/{_id(delivery_id)}/redeliver",
-                _one(Delivery))
+def _deliveries_path(webhook_id: str | None) -> str:
+    return "/webhooks/callbacks" if webhook_id is None else f"/webhooks/{_id(webhook_id)}"
+
+
+def list_deliveries(webhook_id: str | None, page: int, per_page: int,
+                    cursor: str | None) -> Call[Page[Delivery]]:
+    """A webhook's delivery log (None: the one-off callbacks'), newest first."""
+    params: dict[str, Any] = {"per_page": per_page}
+    params.update({"cursor": cursor} if cursor else {"page": page})
+    return Call("GET", _deliveries_path(webhook_id) + "/deliveries",
+                _many(Delivery, "deliveries"), params=params)
+
+
+def redeliver(webhook_id: str | None, delivery_id: str) -> Call[Delivery]:
+    path = f"{_deliveries_path(webhook_id)}/deliveries/{_id(delivery_id)}/redeliver"
+    return Call("POST", path, _one(Delivery))
+
+
+def callback_secret() -> Call[CallbackSecret]:
+    return Call("GET", "/webhooks/callback-secret", _one(CallbackSecret))
+
+
+def rotate_callback_secret(grace_seconds: int | None) -> Call[CallbackSecret]:
+    return Call("POST", "/webhooks/callback-secret/rotate", _one(CallbackSecret),
+                json=_grace(grace_seconds))

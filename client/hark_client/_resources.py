@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING
 from . import _operations as ops
 from ._base import Poller, finished
 from .errors import WaitTimeoutError
-from .models import Collection, Delivery, Media, Page, SearchHit, Task, TaskCounts, Webhook
+from .models import (
+    CallbackSecret,
+    Collection,
+    Delivery,
+    Media,
+    Page,
+    SearchHit,
+    Task,
+    TaskCounts,
+    Webhook,
+)
 
 if TYPE_CHECKING:
     from ._base import ProgressCallback, Retries
@@ -78,22 +88,23 @@ class Tasks:
 
 
 class Collections:
-    """``client.collections``: searchable sets of indexed media."""
+    """``client.collections``: searchable sets of indexed media (fill them with ``index``)."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
     def create(self, collection_id: str, name: str | None = None,
                description: str | None = None, *, retries: Retries = None) -> Collection:
-        return self._client.request(ops.create_collection(collection_id, name, description),
-                                    retries=retries)
+        """A new collection (``name`` defaults to its id); :class:`ConflictError` if taken."""
+        call = ops.create_collection(collection_id, name, description)
+        return self._client.request(call, retries=retries)
 
     def page(self, page: int = 1, per_page: int = 100, *,
              retries: Retries = None) -> Page[Collection]:
         return self._client.request(ops.list_collections(page, per_page), retries=retries)
 
     def list(self, per_page: int = 100, *, retries: Retries = None) -> Iterator[Collection]:
-        """Every collection, fetched page by page."""
+        """Every collection, by id, fetched page by page."""
         number = 1
         while True:
             page = self.page(number, per_page, retries=retries)
@@ -107,39 +118,55 @@ class Collections:
 
     def update(self, collection_id: str, *, name: str | None = None,
                description: str | None = None, retries: Retries = None) -> Collection:
-        return self._client.request(ops.update_collection(collection_id, name, description),
-                                    retries=retries)
+        call = ops.update_collection(collection_id, name, description)
+        return self._client.request(call, retries=retries)
 
-    def delete(self, collection_id: str, *, retries: Retries = None) -> None:
-        self._client.request(ops.delete_collection(collection_id), retries=retries)
+    def delete(self, collection_id: str, *, retries: Retries = None) -> Collection:
+        """Delete the collection with all its media; returns what was deleted."""
+        return self._client.request(ops.delete_collection(collection_id), retries=retries)
 
-    def media(self, collection_id: str, *, retries: Retries = None) -> builtins.list[Media]:
-        return self._client.request(ops.list_media(collection_id), retries=retries).items
+    def media(self, collection_id: str, per_page: int = 100, *,
+              retries: Retries = None) -> Iterator[Media]:
+        """Every media item of the collection, oldest first, fetched page by page."""
+        number = 1
+        while True:
+            call = ops.list_media(collection_id, number, per_page)
+            page = self._client.request(call, retries=retries)
+            yield from page.items
+            if len(page.items) < per_page:
+                return
+            number += 1
 
     def get_media(self, collection_id: str, media_id: str, *, retries: Retries = None) -> Media:
         """A media item with its transcript ``segments``."""
         return self._client.request(ops.get_media(collection_id, media_id), retries=retries)
 
     def delete_media(self, collection_id: str, media_id: str, *,
-                     retries: Retries = None) -> None:
-        self._client.request(ops.delete_media(collection_id, media_id), retries=retries)
+                     retries: Retries = None) -> Media:
+        return self._client.request(ops.delete_media(collection_id, media_id), retries=retries)
 
     def search(self, collection_id: str, query: str, top_k: int = 10, *,
                retries: Retries = None) -> builtins.list[SearchHit]:
-        return self._client.request(ops.search(collection_id, query, top_k),
-                                    retries=retries).items
+        """The ``top_k`` passages closest in meaning to ``query``, best first."""
+        call = ops.search(collection_id, query, top_k)
+        return self._client.request(call, retries=retries).items
 
 
 class Webhooks:
-    """``client.webhooks``: subscriptions to task events, and their deliveries."""
+    """``client.webhooks``: subscriptions to task events, their secrets and delivery logs.
+
+    Methods taking a ``webhook_id`` of None act on the one-off callbacks (a task's own
+    ``webhook=`` URL), which are signed with :meth:`callback_secret`.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, url: str, events: Sequence[str] | None = None, *,
-               retries: Retries = None) -> Webhook:
-        """Subscribe ``url``; the answer's ``secret`` (shown once) verifies deliveries."""
-        return self._client.request(ops.create_webhook(url, events), retries=retries)
+    def create(self, url: str, events: Sequence[str] | None = None,
+               description: str | None = None, *, retries: Retries = None) -> Webhook:
+        """Subscribe ``url`` (to every event unless ``events``); keep the answer's ``secret``."""
+        call = ops.create_webhook(url, events, description)
+        return self._client.request(call, retries=retries)
 
     def list(self, *, retries: Retries = None) -> builtins.list[Webhook]:
         return self._client.request(ops.list_webhooks(), retries=retries).items
@@ -147,21 +174,38 @@ class Webhooks:
     def get(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
         return self._client.request(ops.get_webhook(webhook_id), retries=retries)
 
-    def update(self, webhook_id: str, url: str, events: Sequence[str] | None = None, *,
-               retries: Retries = None) -> Webhook:
-        return self._client.request(ops.update_webhook(webhook_id, url, events),
-                                    retries=retries)
+    def update(self, webhook_id: str, *, url: str | None = None,
+               events: Sequence[str] | None = None, description: str | None = None,
+               enabled: bool | None = None, retries: Retries = None) -> Webhook:
+        """Change what is given; ``enabled=True`` re-enables a webhook the server disabled."""
+        call = ops.update_webhook(webhook_id, url, events, description, enabled)
+        return self._client.request(call, retries=retries)
 
-    def delete(self, webhook_id: str, *, retries: Retries = None) -> None:
-        self._client.request(ops.delete_webhook(webhook_id), retries=retries)
+    def delete(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
+        return self._client.request(ops.delete_webhook(webhook_id), retries=retries)
 
-    def rotate_secret(self, webhook_id: str, *, retries: Retries = None) -> Webhook:
-        return self._client.request(ops.rotate_webhook_secret(webhook_id), retries=retries)
+    def rotate_secret(self, webhook_id: str, grace_seconds: int | None = None, *,
+                      retries: Retries = None) -> Webhook:
+        """A new secret; the old one keeps signing too for ``grace_seconds`` (server default)."""
+        call = ops.rotate_webhook_secret(webhook_id, grace_seconds)
+        return self._client.request(call, retries=retries)
 
-    def deliveries(self, webhook_id: str, *,
-                   retries: Retries = None) -> builtins.list[Delivery]:
-        return self._client.request(ops.list_deliveries(webhook_id), retries=retries).items
+    def deliveries(self, webhook_id: str | None, page: int = 1, per_page: int = 50, *,
+                   cursor: str | None = None, retries: Retries = None) -> Page[Delivery]:
+        """One page of the delivery log, newest attempt first (``next_cursor`` for more)."""
+        call = ops.list_deliveries(webhook_id, page, per_page, cursor)
+        return self._client.request(call, retries=retries)
 
-    def redeliver(self, webhook_id: str, delivery_id: str, *,
+    def redeliver(self, webhook_id: str | None, delivery_id: str, *,
                   retries: Retries = None) -> Delivery:
+        """Send a finished delivery again (same ``webhook-id`` and body); it is queued."""
         return self._client.request(ops.redeliver(webhook_id, delivery_id), retries=retries)
+
+    def callback_secret(self, *, retries: Retries = None) -> CallbackSecret:
+        """The secret that signs one-off callbacks (created on first use)."""
+        return self._client.request(ops.callback_secret(), retries=retries)
+
+    def rotate_callback_secret(self, grace_seconds: int | None = None, *,
+                               retries: Retries = None) -> CallbackSecret:
+        call = ops.rotate_callback_secret(grace_seconds)
+        return self._client.request(call, retries=retries)

@@ -206,10 +206,13 @@ class Health(_Model):
 
 @dataclass
 class Collection(_Model):
+    """A named set of indexed media, searchable by meaning."""
+
     id: str
     name: str | None = None
     description: str | None = None
     media_count: int | None = None
+    segment_count: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -223,12 +226,15 @@ class Media(_Model):
 
     id: str
     collection_id: str | None = None
-    status: str | None = None
-    duration: float | None = None
     task_id: str | None = None
+    duration: float | None = None
+    language: str | None = None
+    model: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    segment_count: int | None = None
     segments: list[Segment] = field(default_factory=list)
     created_at: datetime | None = None
-    updated_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     _aliases = {"id": ("media_id",)}
@@ -237,6 +243,8 @@ class Media(_Model):
 
 @dataclass
 class SearchHit(_Model):
+    """A passage of a collection's media that matches a query (best ``score`` first)."""
+
     media_id: str | None = None
     start: float | None = None
     end: float | None = None
@@ -247,13 +255,31 @@ class SearchHit(_Model):
 
 @dataclass
 class Webhook(_Model):
-    """A webhook subscription. ``secret`` is present when created or rotated."""
+    """A webhook subscription. ``secret`` is present only when created or rotated.
+
+    ``events`` None means every event. A webhook whose URL keeps failing is disabled by the
+    server (``enabled`` False, ``disabled_reason`` says why).
+    """
 
     id: str
     url: str | None = None
     events: list[str] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    disabled_reason: str | None = None
     secret: str | None = None
-    active: bool | None = None
+    previous_secret_expires_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class CallbackSecret(_Model):
+    """The secret that signs a task's one-off ``webhook`` callbacks for this API key's owner."""
+
+    secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -261,20 +287,27 @@ class Webhook(_Model):
 
 @dataclass
 class Delivery(_Model):
-    """One attempt (or series of attempts) to deliver an event to a webhook."""
+    """One attempt to deliver an event (from the delivery log), or a queued redelivery.
 
-    id: str
-    webhook_id: str | None = None
+    ``delivery_id`` names the message (``message_id`` is its ``webhook-id`` header) across
+    its attempts; ``outcome`` is succeeded, retry, failed or disabled.
+    """
+
+    id: int | None = None
+    delivery_id: str | None = None
+    message_id: str | None = None
     event: str | None = None
     task_id: str | None = None
-    status: str | None = None
-    response_status: int | None = None
-    attempts: int | None = None
+    attempt: int | None = None
+    status_code: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    outcome: str | None = None
+    delivery_status: str | None = None
     created_at: datetime | None = None
-    delivered_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    _aliases = {"event": ("event_type", "type"), "response_status": ("status_code",)}
+    _aliases = {"delivery_status": ("status",)}
 
 
 @dataclass

@@ -1,0 +1,126 @@
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas.
+
+Routes describe themselves with :func:`doc` (summary, tag, query/body/response schemas);
+:func:`build_spec` walks the app's URL map, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema, fields
+
+VERSION = "0.1.0"
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+class ErrorSchema(Schema):
+    """Every error response."""
+
+    error = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True)
+    details = fields.Raw(metadata={"description": "per-field problems, when any"})
+
+
+def doc(
+    summary: str,
+    *,
+    tag: str,
+    query: Schema | type[Schema] | None = None,
+    body: Schema | type[Schema] | None = None,
+    multipart: dict[str, Any] | None = None,
+    responses: dict[int, Schema | type[Schema] | str | None] | None = None,
+    description: str | None = None,
+) -> Callable:
+    """Attach OpenAPI metadata to a view. ``responses`` maps status to a schema (JSON),
+    a media type string (e.g. ``"text/plain"``), or None (no body)."""
+
+    def decorate(view: Callable) -> Callable:
+        view._openapi = {  # type: ignore[attr-defined]
+            "summary": summary, "tag": tag, "query": query, "body": body,
+            "multipart": multipart, "responses": responses or {200: None},
+            "description": description or (view.__doc__ or "").strip() or None,
+        }
+        return view
+
+    return decorate
+
+
+def _path_and_params(rule: str) -> tuple[str, list[dict]]:
+    params = []
+    for converter, name in _CONVERTER.findall(rule):
+        schema = {"type": "string"}
+        if converter == "uuid":
+            schema["format"] = "uuid"
+        elif converter == "int":
+            schema = {"type": "integer"}
+        params.append({"in": "path", "name": name, "required": True, "schema": schema})
+    return _CONVERTER.sub(r"{\2}", rule), params
+
+
+def _response(status: int, spec_value) -> dict:
+    descriptions = {200: "OK", 201: "Created", 202: "Accepted (deferred)", 204: "No content"}
+    entry: dict[str, Any] = {"description": descriptions.get(status, str(status))}
+    if isinstance(spec_value, str):
+        entry["content"] = {spec_value: {"schema": {"type": "string"}}}
+    elif spec_value is not None:
+        entry["content"] = {"application/json": {"schema": spec_value}}
+    return entry
+
+
+def _operation(meta: dict, path_params: list[dict], public: bool) -> dict:
+    op: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
+                          "parameters": list(path_params)}
+    if meta["description"]:
+        op["description"] = meta["description"]
+    if meta["query"] is not None:
+        op["parameters"].append({"in": "query", "schema": meta["query"]})
+    content = {}
+    if meta["body"] is not None:
+        content["application/json"] = {"schema": meta["body"]}
+    if meta["multipart"] is not None:
+        content["multipart/form-data"] = {"schema": meta["multipart"]}
+    if content:
+        op["requestBody"] = {"required": True, "content": content}
+    op["responses"] = {str(code): _response(code, value)
+                       for code, value in meta["responses"].items()}
+    error = {"description": "Error", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for code in ("400", "404", "409", "413", "415", "503"):
+        op["responses"].setdefault(code, error)
+    if public:
+        op["security"] = []
+    else:
+        op["responses"].setdefault("401", error)
+    return op
+
+
+def build_spec(app: Flask) -> dict:
+    spec = APISpec(
+        title="Hark", version=VERSION, openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Self-hosted asynchronous media analysis: transcription, "
+                             "indexing and search."},
+    )
+    spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
+                                               "name": "x-api-key"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.options["security"] = [{"ApiKey": []}]
+    paths: dict[str, dict] = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        meta = getattr(view, "_openapi", None)
+        if meta is None:
+            continue
+        path, params = _path_and_params(rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation = _operation(meta, params, getattr(view, "_public", False))
+            paths.setdefault(path, {})[method.lower()] = operation
+    for path, operations in sorted(paths.items()):
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
