@@ -13,7 +13,7 @@ from core.logs import configure_logging
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the web page serves its own assets
     register_config(app, settings)
     register_extensions(app)
     register_blueprints(app)
@@ -51,6 +51,7 @@ def register_blueprints(app: Flask) -> None:
         docs,
         health,
         index,
+        me,
         tasks,
         webhooks,
         workers,
@@ -64,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(collections.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(me.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(web_bp)

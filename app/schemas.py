@@ -141,3 +141,21 @@ def decode_cursor(cursor: str) -> int:
         return int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationError({"cursor": ["invalid cursor"]}) from None
+
+
+class LimitsSchema(Schema):
+    max_request_mb = fields.Integer(required=True)
+    max_media_seconds = fields.Float(required=True)
+    sync_timeout = fields.Float(required=True)
+
+
+class MeSchema(Schema):
+    owner = fields.String(required=True)
+    name = fields.String(required=True)
+    admin = fields.Boolean(required=True)
+    limits = fields.Nested(LimitsSchema, required=True)
+
+
+class ModelsSchema(Schema):
+    models = fields.List(fields.String(), required=True)
+    default = fields.String(required=True)

@@ -22,6 +22,10 @@ def is_valid_id(value: str) -> bool:
     return isinstance(value, str) and _ID.match(value) is not None
 
 
+def _id_field(**kwargs) -> fields.String:
+    return fields.String(validate=_check_id, metadata={"pattern": ID_PATTERN}, **kwargs)
+
+
 def _check_id(value: str) -> None:
     if not is_valid_id(value):
         raise ValidationError(f"must be {ID_RULE}")
@@ -35,7 +39,7 @@ def _not_blank(value: str) -> None:
 class CollectionCreate(Schema):
     """``POST /collections``; ``name`` defaults to the id."""
 
-    collection_id = fields.String(required=True, validate=_check_id)
+    collection_id = _id_field(required=True)
     name = fields.String(validate=[validate.Length(min=1, max=200), _not_blank],
                          load_default=None)
     description = fields.String(validate=validate.Length(max=2000), allow_none=True,
@@ -74,8 +78,8 @@ def index_fields(strict: bool) -> dict[str, fields.Field]:
     """What ``POST /index`` takes besides the /analyze options."""
     boolean = StrictBoolean if strict else fields.Boolean
     return {
-        "collection": fields.String(required=True, validate=_check_id),
-        "media_id": fields.String(validate=_check_id, allow_none=True, load_default=None),
+        "collection": _id_field(required=True),
+        "media_id": _id_field(allow_none=True, load_default=None),
         "reindex_if_exists": boolean(load_default=False),
     }
 
@@ -97,8 +101,8 @@ class SegmentSchema(Schema):
     text = fields.String()
 
 
-class IndexedMediaSchema(Schema):
-    """A media item of a collection; ``segments`` only when one item is asked for."""
+class MediaSummarySchema(Schema):
+    """A media item of a collection, as listed."""
 
     media_id = fields.String(required=True)
     collection_id = fields.String()
@@ -110,6 +114,11 @@ class IndexedMediaSchema(Schema):
     url = fields.String(allow_none=True)
     segment_count = fields.Integer()
     created_at = fields.DateTime()
+
+
+class IndexedMediaSchema(MediaSummarySchema):
+    """One media item with its transcript passages."""
+
     segments = fields.List(fields.Nested(SegmentSchema))
 
 
@@ -119,3 +128,16 @@ class SearchHitSchema(Schema):
     end = fields.Float()
     text = fields.String()
     score = fields.Float()
+
+
+class CollectionListSchema(Schema):
+    collections = fields.List(fields.Nested(CollectionSchema), required=True)
+
+
+class MediaListSchema(Schema):
+    media = fields.List(fields.Nested(MediaSummarySchema), required=True)
+
+
+class SearchResultsSchema(Schema):
+    results = fields.List(fields.Nested(SearchHitSchema), required=True,
+                          metadata={"description": "best first"})

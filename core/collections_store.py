@@ -45,13 +45,20 @@ def find_media(session: Session, collection_pk: int, media_id: str) -> Collectio
     )
 
 
+def _may_replace(existing: CollectionMedia, replace: bool, task_id: uuid.UUID | None) -> bool:
+    """Replace when asked to, or when the row is an earlier attempt of the same task (a
+    re-run after a worker died between storing and completing)."""
+    return replace or (task_id is not None and existing.task_id == task_id)
+
+
 def check_can_index(session: Session, owner: str, collection_id: str, media_id: str,
-                    replace: bool) -> Collection:
+                    replace: bool, task_id: uuid.UUID | None = None) -> Collection:
     """Raise if indexing ``media_id`` into the collection would be refused at commit."""
     collection = find_collection(session, owner, collection_id)
     if collection is None:
         raise CollectionNotFound(collection_id)
-    if not replace and find_media(session, collection.id, media_id) is not None:
+    existing = find_media(session, collection.id, media_id)
+    if existing is not None and not _may_replace(existing, replace, task_id):
         raise MediaAlreadyIndexed(media_id)
     return collection
 
@@ -88,8 +95,9 @@ def save_media(
 ) -> CollectionMedia:
     """Store a media and its passages (``{"start", "end", "text"}``) with their vectors.
 
-    With ``replace`` an existing media of that id is removed in the same transaction, so
-    searches see the old segments or the new ones, never neither. The caller commits.
+    With ``replace`` (or when the existing row came from this same ``task_id``) an existing
+    media of that id is removed in the same transaction, so searches see the old segments
+    or the new ones, never neither. The caller commits.
     """
     if len(passages) != len(vectors):
         raise ValueError("one vector per passage is needed")
@@ -99,7 +107,7 @@ def save_media(
         raise CollectionNotFound(collection_id)
     existing = find_media(session, pk, media_id)
     if existing is not None:
-        if not replace:
+        if not _may_replace(existing, replace, task_id):
             raise MediaAlreadyIndexed(media_id)
         _delete_media_rows(session, existing.id)
         _lock_and_bump(session, Collection.id == pk, reset=True)
@@ -131,6 +139,8 @@ def delete_media(session: Session, collection: Collection, media: CollectionMedi
 
 def delete_collection(session: Session, collection: Collection) -> None:
     """Remove a collection with its media and segments; the caller commits."""
+    # Wait for (and then block) any transaction storing segments into it.
+    _lock_and_bump(session, Collection.id == collection.id, reset=True)
     session.execute(delete(Segment).where(Segment.collection_pk == collection.id))
     session.execute(delete(CollectionMedia).where(CollectionMedia.collection_pk == collection.id))
     session.execute(delete(Collection).where(Collection.id == collection.id))

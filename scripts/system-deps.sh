@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System tools the test suite uses: ffmpeg (media), espeak-ng (speech clips),
-# docker-compose v1 (validates docker-compose.yml without an engine). Debian/Ubuntu only.
+# docker-compose v1 (validates docker-compose.yml without an engine), chromium (drives the
+# web page; Playwright uses this browser, never one of its own). Debian/Ubuntu only.
 set -uo pipefail
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
@@ -8,6 +9,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v pg_isready >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"

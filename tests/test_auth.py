@@ -66,3 +66,13 @@ def test_bootstrap_key_is_ensured_at_start(settings, db):
     with db.session() as session:
         keys = session.scalars(select(ApiKey).where(ApiKey.is_admin.is_(True))).all()
     assert len(keys) == 1 and keys[0].key_hash == hashlib.sha256(raw.encode()).hexdigest()
+
+
+def test_me_and_models(client, api_key, admin_key):
+    me = client.get("/me", headers={"x-api-key": api_key}).get_json()
+    assert me["owner"] == "alice" and me["admin"] is False
+    assert me["limits"]["max_request_mb"] == 200
+    assert client.get("/me", headers={"x-api-key": admin_key}).get_json()["admin"] is True
+    models = client.get("/models", headers={"x-api-key": api_key}).get_json()
+    assert {"tiny.en", "base"} <= set(models["models"]) and models["default"] == "tiny.en"
+    assert client.get("/models").status_code == 401

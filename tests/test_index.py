@@ -159,11 +159,11 @@ def pipeline(db, monkeypatch, client, auth):
 
     monkeypatch.setattr(indexing, "transcribe_media", fake_transcribe)
 
-    def run(media_id="m1", replace=False, collection="talks"):
-        ctx = TaskContext(task_id=uuid.uuid4(), endpoint="/index", owner="alice", device="cpu",
-                          worker="test", data={"collection": collection, "media_id": media_id,
-                                               "reindex_if_exists": replace,
-                                               "media": {"url": "http://x/a.mp3"}})
+    def run(media_id="m1", replace=False, collection="talks", task_id=None):
+        data = {"collection": collection, "media_id": media_id, "reindex_if_exists": replace,
+                "media": {"url": "http://x/a.mp3"}}
+        ctx = TaskContext(task_id=task_id or uuid.uuid4(), endpoint="/index", data=data,
+                          owner="alice", device="cpu", worker="test")
         return indexing.run_index_task(ctx)
 
     run.during = during
@@ -197,6 +197,17 @@ def test_pipeline_guards_at_commit_time(pipeline, db):
     assert pipeline("m1", replace=True)["segments"] == 1
     with db.session() as session:
         assert session.scalar(select(CollectionMedia.segment_count)) == 1
+
+
+def test_a_rerun_of_the_same_task_replaces_its_own_earlier_attempt(pipeline, db):
+    task_id = uuid.uuid4()
+    pipeline("m1", task_id=task_id)
+    pipeline("m1", task_id=task_id)  # e.g. the worker died before marking it completed
+    with pytest.raises(indexing.MediaAlreadyIndexed):
+        pipeline("m1")
+    with db.session() as session:
+        assert session.scalar(select(CollectionMedia.task_id)) == task_id
+        assert session.scalar(select(func.count()).select_from(Segment)) == 1
 
 
 def test_pipeline_fails_if_the_collection_goes_away(pipeline, client, auth):

@@ -171,6 +171,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     page.click("#analyze-submit")
     expect(page.locator("#job-status")).to_contain_text("Done", timeout=45_000)
     assert page.eval_on_selector("#job-progress", "el => el.value") == 100
+    expect(page.locator("#job-live")).to_contain_text("Done")  # the aria-live region
     expect(page.locator("#transcript")).to_be_visible()
     expect(page.locator("#analyze-error")).to_be_empty()
     transcript = page.inner_text("#segments")
@@ -187,7 +188,9 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     assert download.value.suggested_filename == "weather.srt"
     assert " --> " in Path(download.value.path()).read_text()
 
-    # The tasks table: the upload, the failed one (retryable) and the indexing task.
+    # The tasks table, refreshed once the indexing is done: the upload, the failed one
+    # (retryable) and the indexing task.
+    assert finished(base_url, headers, index_task)["status"] == "completed"
     page.click("#tasks-form button[type=submit]")
     upload_row = page.locator("#task-rows tr", has_text="weather.wav")
     expect(upload_row).to_contain_text("completed")
@@ -201,9 +204,8 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     page.select_option("#status-filter", "")
     expect(page.locator("#task-rows tr")).to_have_count(3)
 
-    # Search the collection once its talk is indexed.
-    assert finished(base_url, headers, index_task)["status"] == "completed"
-    expect(page.locator("#collection-select")).to_contain_text("Talks")
+    # Search the collection (its list was refreshed with the tasks).
+    expect(page.locator("#collection-select")).to_contain_text("Talks (talks) · 1 media item")
     page.fill("#query-input", "a recipe for an Italian dinner")
     page.fill("#topk-input", "3")
     page.click("#search-form button[type=submit]")
@@ -215,6 +217,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     # Back to the upload's transcript for the picture, then the screenshots.
     upload_row.get_by_role("button", name=re.compile("^Open task")).click()
     expect(page.locator("#transcript-meta")).to_contain_text("weather.wav")
+    expect(page.locator("#downloads a")).to_have_count(3)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "web.png"), full_page=True)

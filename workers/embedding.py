@@ -116,7 +116,8 @@ def get_embedder(device: str = "cpu", *, threads: int | None = None) -> Embedder
     if threads:
         import torch
 
-        torch.set_num_threads(threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     embedder = _EMBEDDERS.get(device)
     if embedder is not None:
         return embedder

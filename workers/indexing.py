@@ -77,9 +77,11 @@ def run_index_task(ctx: TaskContext) -> dict[str, Any]:
     data = ctx.data
     collection_id, media_id = data["collection"], data["media_id"]
     replace = bool(data.get("reindex_if_exists"))
+    task_id = uuid.UUID(str(ctx.task_id))
     db = context.database()
     with db.session() as session:  # fail before the expensive part if it cannot be stored
-        _checked(store.check_can_index, session, ctx.owner, collection_id, media_id, replace)
+        _checked(store.check_can_index, session, ctx.owner, collection_id, media_id, replace,
+                 task_id)
     transcript = transcribe_media(ctx, TRANSCRIBE_SHARE)
     passages = merge_segments(transcript.get("segments") or [])
     ctx.progress(100 * TRANSCRIBE_SHARE)
@@ -90,7 +92,7 @@ def run_index_task(ctx: TaskContext) -> dict[str, Any]:
         _checked(lambda: store.save_media(
             session, owner=ctx.owner, collection_id=collection_id, media_id=media_id,
             replace=replace, passages=passages, vectors=vectors,
-            task_id=uuid.UUID(str(ctx.task_id)), duration=transcript.get("duration"),
+            task_id=task_id, duration=transcript.get("duration"),
             language=transcript.get("language"), model=transcript.get("model"),
             filename=source.get("filename"), url=source.get("url")))
     return {

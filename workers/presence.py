@@ -104,13 +104,14 @@ class Presence:
 def loaded_models() -> dict[str, float]:
     """Models loaded in this process, with their load time in seconds."""
     models: dict[str, float] = {}
-    transcribe = sys.modules.get("workers.asr.transcribe")
-    if transcribe is not None:
-        for (name, _device), seconds in transcribe.model_load_times().items():
+    # A module another thread is still importing may lack its attributes yet.
+    load_times = getattr(sys.modules.get("workers.asr.transcribe"), "model_load_times", None)
+    if load_times is not None:
+        for (name, _device), seconds in load_times().items():
             models[name] = round(seconds, 3)
-    embedding = sys.modules.get("workers.embedding")
-    if embedding is not None and hasattr(embedding, "loaded_models"):
-        models.update(embedding.loaded_models())
+    embedded = getattr(sys.modules.get("workers.embedding"), "loaded_models", None)
+    if embedded is not None:
+        models.update(embedded())
     return models
 
 

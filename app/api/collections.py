@@ -18,15 +18,20 @@ from app.auth import current_principal
 from app.bodies import load_args, load_json
 from app.errors import APIError, not_found
 from app.extensions import db
+from app.openapi import doc
 from app.schemas_collections import (
     ID_RULE,
     CollectionCreate,
+    CollectionListSchema,
     CollectionSchema,
     CollectionUpdate,
     IndexedMediaSchema,
+    MediaListSchema,
+    MediaSummarySchema,
     PageArgs,
     SearchHitSchema,
     SearchRequest,
+    SearchResultsSchema,
     SegmentSchema,
     is_valid_id,
 )
@@ -36,7 +41,7 @@ from core.models_collections import Collection, CollectionMedia, Segment
 
 bp = Blueprint("collections", __name__, url_prefix="/collections")
 collection_schema = CollectionSchema()
-media_schema = IndexedMediaSchema()
+media_schema = MediaSummarySchema()
 hit_schema = SearchHitSchema()
 segment_schema = SegmentSchema()
 create_request = CollectionCreate()
@@ -96,7 +101,9 @@ def _dump_collections(session, collections: list[Collection]) -> list[dict]:
     bodies = collection_schema.dump(collections, many=True)
     for body, collection in zip(bodies, collections, strict=True):
         body["media_count"], body["segment_count"] = counts[collection.id]
-    return bodies
+    order = list(collection_schema.fields)
+    return [dict(sorted(body.items(), key=lambda item: order.index(item[0])))
+            for body in bodies]
 
 
 def _dump_media(media: CollectionMedia, collection: Collection) -> dict:
@@ -109,6 +116,8 @@ def _dump_media(media: CollectionMedia, collection: Collection) -> dict:
 
 
 @bp.post("")
+@doc("Create a collection", tag="Collections", body=CollectionCreate,
+     responses={201: CollectionSchema})
 def create_collection():
     body = load_json(create_request)
     now = utcnow()
@@ -128,6 +137,8 @@ def create_collection():
 
 
 @bp.get("")
+@doc("List collections", tag="Collections", query=PageArgs,
+     responses={200: CollectionListSchema})
 def list_collections():
     """The caller's collections by ``collection_id``, ``page``/``per_page`` as ``/tasks``."""
     args = load_args(page_args)
@@ -140,12 +151,15 @@ def list_collections():
 
 
 @bp.get("/<collection_id>")
+@doc("Get a collection", tag="Collections", responses={200: CollectionSchema})
 def get_collection(collection_id: str):
     with db.session() as session:
         return jsonify(_dump_collection(session, owned_collection(session, collection_id)))
 
 
 @bp.patch("/<collection_id>")
+@doc("Rename or describe a collection", tag="Collections", body=CollectionUpdate,
+     responses={200: CollectionSchema})
 def update_collection(collection_id: str):
     body = load_json(update_request)
     with db.transaction() as session:
@@ -158,6 +172,8 @@ def update_collection(collection_id: str):
 
 
 @bp.delete("/<collection_id>")
+@doc("Delete a collection with its media and segments", tag="Collections",
+     responses={200: CollectionSchema})
 def delete_collection(collection_id: str):
     """Delete the collection with all its media and segments."""
     with db.transaction() as session:
@@ -172,6 +188,8 @@ def delete_collection(collection_id: str):
 
 
 @bp.get("/<collection_id>/media")
+@doc("List the media indexed in a collection", tag="Collections", query=PageArgs,
+     responses={200: MediaListSchema})
 def list_media(collection_id: str):
     """Indexed media, oldest first, ``page``/``per_page`` as ``/tasks``."""
     args = load_args(page_args)
@@ -185,6 +203,8 @@ def list_media(collection_id: str):
 
 
 @bp.get("/<collection_id>/media/<media_id>")
+@doc("Get an indexed media item with its segments", tag="Collections",
+     responses={200: IndexedMediaSchema})
 def get_media(collection_id: str, media_id: str):
     """One media item with its ``segments`` (``id``, ``start``, ``end``, ``text``)."""
     with db.session() as session:
@@ -198,6 +218,8 @@ def get_media(collection_id: str, media_id: str):
 
 
 @bp.delete("/<collection_id>/media/<media_id>")
+@doc("Remove a media item and its segments", tag="Collections",
+     responses={200: MediaSummarySchema})
 def delete_media(collection_id: str, media_id: str):
     """Remove a media item and its segments from the collection."""
     with db.transaction() as session:
@@ -212,6 +234,8 @@ def delete_media(collection_id: str, media_id: str):
 
 
 @bp.post("/<collection_id>/search")
+@doc("Search a collection by meaning", tag="Collections", body=SearchRequest,
+     responses={200: SearchResultsSchema})
 def search_collection(collection_id: str):
     """The ``top_k`` segments closest in meaning to ``query``, best first."""
     body = load_json(search_request)

@@ -18,8 +18,10 @@ from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError, not_found
 from app.extensions import db
 from app.media_input import discard, read_request
+from app.openapi import doc
+from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_collections import index_fields
-from app.schemas_media import analyze_schema
+from app.schemas_media import analyze_schema, upload_schema
 from core import collections_store as store
 from core.dispatch import BrokerUnavailable
 
@@ -55,6 +57,9 @@ def check_index_options(options: dict) -> None:
 
 
 @bp.post("/index")
+@doc("Transcribe an audio or video file into a collection for search", tag="Collections",
+     query=SubmitArgs, body=index_schema(True, True), multipart=upload_schema(index_schema),
+     responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def index():
     options, media = read_request(index_schema, check_index_options)
     target = {key: options.pop(key) for key in TARGET}

@@ -29,6 +29,7 @@ from .errors import (
     WebhookVerificationError,
 )
 from .models import (
+    CallbackSecret,
     Collection,
     Delivery,
     Health,
@@ -50,6 +51,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AuthenticationError",
+    "CallbackSecret",
     "Client",
     "Collection",
     "ConflictError",

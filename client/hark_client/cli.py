@@ -147,14 +147,15 @@ def cmd_collections(client: Client, args: argparse.Namespace) -> None:
                                [(c.id, c.name, c.media_count, c.created_at, c.description)
                                 for c in items])
     if action == "delete":
-        client.collections.delete(args.id)
-        return None if args.json else print(f"deleted collection {args.id}")
+        deleted = client.collections.delete(args.id)
+        return out.print_json(deleted) if args.json else print(f"deleted collection {args.id}")
     if action == "media":
-        media = client.collections.media(args.id)
+        media = list(client.collections.media(args.id))
         if args.json:
             return out.print_json(media)
-        return out.print_table(("MEDIA ID", "STATUS", "DURATION", "CREATED"),
-                               [(m.id, m.status, m.duration, m.created_at) for m in media])
+        return out.print_table(("MEDIA ID", "DURATION", "SEGMENTS", "SOURCE", "CREATED"),
+                               [(m.id, m.duration, m.segment_count, m.filename or m.url,
+                                 m.created_at) for m in media])
     if action == "create":
         collection = client.collections.create(args.id, args.name, args.description)
     else:
@@ -163,7 +164,8 @@ def cmd_collections(client: Client, args: argparse.Namespace) -> None:
         return out.print_json(collection)
     out.print_fields([("id", collection.id), ("name", collection.name),
                       ("description", collection.description),
-                      ("media", collection.media_count), ("created", collection.created_at)])
+                      ("media", collection.media_count), ("segments", collection.segment_count),
+                      ("created", collection.created_at)])
 
 
 def cmd_search(client: Client, args: argparse.Namespace) -> None:
@@ -180,25 +182,26 @@ def cmd_webhooks(client: Client, args: argparse.Namespace) -> None:
         hooks = client.webhooks.list()
         if args.json:
             return out.print_json(hooks)
-        return out.print_table(("ID", "URL", "EVENTS", "CREATED"),
-                               [(w.id, w.url, w.events, w.created_at) for w in hooks])
+        return out.print_table(("ID", "URL", "EVENTS", "ENABLED", "CREATED"),
+                               [(w.id, w.url, w.events or "all", w.enabled, w.created_at)
+                                for w in hooks])
     if action == "create":
         hook = client.webhooks.create(args.url_arg, args.event or None)
         if args.json:
             return out.print_json(hook)
-        out.print_fields([("id", hook.id), ("url", hook.url), ("events", hook.events),
-                          ("secret", hook.secret)])
+        out.print_fields([("id", hook.id), ("url", hook.url),
+                          ("events", hook.events or "all"), ("secret", hook.secret)])
         return print("keep the secret: it verifies deliveries and is not shown again",
                      file=sys.stderr)
     if action == "delete":
-        client.webhooks.delete(args.id)
-        return None if args.json else print(f"deleted webhook {args.id}")
-    deliveries = client.webhooks.deliveries(args.id)
+        deleted = client.webhooks.delete(args.id)
+        return out.print_json(deleted) if args.json else print(f"deleted webhook {args.id}")
+    deliveries = client.webhooks.deliveries(args.id).items
     if args.json:
         return out.print_json(deliveries)
-    out.print_table(("ID", "EVENT", "STATUS", "HTTP", "ATTEMPTS", "CREATED"),
-                    [(d.id, d.event, d.status, d.response_status, d.attempts, d.created_at)
-                     for d in deliveries])
+    out.print_table(("DELIVERY", "ATTEMPT", "EVENT", "OUTCOME", "HTTP", "MS", "AT", "ERROR"),
+                    [(d.delivery_id, d.attempt, d.event, d.outcome, d.status_code,
+                      d.duration_ms, d.created_at, d.error) for d in deliveries])
 
 
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace], None]] = {

@@ -1,4 +1,4 @@
-"""A real transcription through the SDK (espeak-ng speech, tiny.en weights).
+"""Real transcription and indexing through the SDK (espeak-ng speech, tiny.en weights).
 
 The CLI's ``analyze --wait`` is checked against a scripted server in ``test_cli``."""
 
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bench.speech import WEATHER, espeak_available, make_speech_clip, words_of
-from hark_client import Task, ValidationError
+from hark_client import ConflictError, Task, ValidationError
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")]
@@ -43,3 +43,20 @@ def test_empty_upload_is_refused(hark):
     with pytest.raises(ValidationError) as caught:
         hark.analyze(b"", filename="empty.wav")
     assert caught.value.code == "empty_media"
+
+
+def test_index_then_search(hark, clip):
+    hark.collections.create("talks")
+    task = hark.index(clip, collection="talks", media_id="weather", wait=True, timeout=120)
+    assert task.succeeded and task.endpoint == "/index"
+    [media] = list(hark.collections.media("talks"))
+    assert media.id == "weather" and media.task_id == task.id and media.segment_count >= 1
+    detail = hark.collections.get_media("talks", "weather")
+    assert detail.segments and len(SPOKEN & words_of(detail.segments[0].text)) >= 2
+    hits = hark.search("talks", "what is the forecast, will it rain?", top_k=3)
+    assert hits and hits[0].media_id == "weather" and hits[0].score is not None
+    assert hits == sorted(hits, key=lambda h: -h.score)
+    with pytest.raises(ConflictError):
+        hark.index(clip, collection="talks", media_id="weather")
+    assert hark.collections.get("talks").media_count == 1
+    assert hark.collections.delete_media("talks", "weather").id == "weather"

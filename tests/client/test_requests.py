@@ -1,7 +1,4 @@
-"""The exact requests the client sends, and how it reads answers, for every operation.
-
-Routes still being built on the server are checked here against the written contract.
-"""
+"""The exact requests the client sends, and how it reads answers, for every operation."""
 
 from __future__ import annotations
 
@@ -99,31 +96,35 @@ def test_task_paths_and_transcript_formats():
 
 def test_collections_contract():
     collection = {"collection_id": "talks", "name": "Talks", "description": None,
+                  "media_count": 1, "segment_count": 4,
                   "created_at": "2026-01-02T03:04:05+00:00", "extra": 1}
+    media = {"media_id": "m1", "collection_id": "talks", "segment_count": 1}
     hits = {"results": [{"media_id": "m1", "start": 1.5, "end": 3.0, "text": "hello",
                          "score": 0.87}]}
     replies = [Reply(201, collection), Reply(200, {"collections": [collection]}),
-               Reply(200, collection), Reply(200, {"media": [{"media_id": "m1"}]}),
-               Reply(200, {"media_id": "m1", "segments": [{"id": 0, "start": 0, "end": 1,
-                                                           "text": "hi"}]}),
-               Reply(200, hits), Reply(204, b""), Reply(200, {})]
+               Reply(200, collection), Reply(200, {"media": [media]}),
+               Reply(200, {**media, "segments": [{"id": 0, "start": 0, "end": 1,
+                                                  "text": "hi"}]}),
+               Reply(200, hits), Reply(200, collection), Reply(200, media)]
     with FakeServer(*replies) as server, Client(server.url, "k") as client:
         created = client.collections.create("talks", "Talks")
         listed = list(client.collections.list(per_page=5))
         updated = client.collections.update("talks", description="d")
-        media = client.collections.media("talks")
+        items = list(client.collections.media("talks", per_page=5))
         one = client.collections.get_media("talks", "m1")
         found = client.search("talks", "greeting", top_k=3)
-        assert client.collections.delete("talks") is None
-        assert client.collections.delete_media("talks", "m1") is None
+        assert client.collections.delete("talks").id == "talks"
+        assert client.collections.delete_media("talks", "m1").id == "m1"
     assert isinstance(created, Collection) and created.id == "talks"
     assert created.raw["extra"] == 1 and created.created_at.year == 2026
+    assert (created.media_count, created.segment_count) == (1, 4)
     assert [c.id for c in listed] == ["talks"] and updated.name == "Talks"
-    assert media[0].id == "m1" and one.segments[0].text == "hi"
+    assert items[0].id == "m1" and one.segments[0].text == "hi"
     assert found == [SearchHit("m1", 1.5, 3.0, "hello", 0.87, raw=hits["results"][0])]
     calls = [(r.method, r.path) for r in server.requests]
     assert calls == [("POST", "/collections"), ("GET", "/collections?page=1&per_page=5"),
-                     ("PATCH", "/collections/talks"), ("GET", "/collections/talks/media"),
+                     ("PATCH", "/collections/talks"),
+                     ("GET", "/collections/talks/media?page=1&per_page=5"),
                      ("GET", "/collections/talks/media/m1"),
                      ("POST", "/collections/talks/search"), ("DELETE", "/collections/talks"),
                      ("DELETE", "/collections/talks/media/m1")]
@@ -134,32 +135,44 @@ def test_collections_contract():
 
 def test_webhooks_contract():
     hook = {"id": "w1", "url": "https://h.example.com", "events": ["task.completed"],
-            "secret": "whsec_c2VjcmV0"}
-    delivery = {"id": "d1", "webhook_id": "w1", "event": "task.completed", "status": "failed",
-                "status_code": 500, "attempts": 3}
+            "enabled": True, "secret": "whsec_c2VjcmV0"}
+    attempt = {"id": 7, "delivery_id": "d1", "message_id": "msg_1", "event": "task.completed",
+               "attempt": 3, "status_code": 500, "outcome": "failed",
+               "delivery_status": "failed"}
+    queued = {"delivery_id": "d1", "message_id": "msg_1", "status": "pending", "attempt": 4}
     replies = [Reply(201, hook), Reply(200, {"webhooks": [hook]}), Reply(200, hook),
                Reply(200, hook), Reply(200, {**hook, "secret": "whsec_bmV3"}),
-               Reply(200, {"deliveries": [delivery]}), Reply(202, delivery), Reply(204, b"")]
+               Reply(200, {"deliveries": [attempt], "next_cursor": "Nw"}), Reply(202, queued),
+               Reply(200, hook), Reply(200, {"secret": "whsec_Y2I="}),
+               Reply(200, {"deliveries": []}), Reply(202, queued)]
     with FakeServer(*replies) as server, Client(server.url, "k") as client:
         created = client.webhooks.create("https://h.example.com", ["task.completed"])
         assert [w.id for w in client.webhooks.list()] == ["w1"]
         client.webhooks.get("w1")
-        client.webhooks.update("w1", "https://h.example.com", events=["task.failed"])
-        rotated = client.webhooks.rotate_secret("w1")
-        deliveries = client.webhooks.deliveries("w1")
+        client.webhooks.update("w1", events=["task.failed"], enabled=False)
+        rotated = client.webhooks.rotate_secret("w1", grace_seconds=60)
+        log = client.webhooks.deliveries("w1", per_page=10)
         again = client.webhooks.redeliver("w1", "d1")
-        client.webhooks.delete("w1")
+        assert client.webhooks.delete("w1").id == "w1"
+        assert client.webhooks.callback_secret().secret == "whsec_Y2I="
+        assert len(client.webhooks.deliveries(None, cursor="Nw")) == 0
+        client.webhooks.redeliver(None, "d1")
+        with pytest.raises(ValueError):
+            client.webhooks.update("w1")
     assert isinstance(created, Webhook) and created.secret == "whsec_c2VjcmV0"
-    assert rotated.secret == "whsec_bmV3"
-    assert deliveries[0].response_status == 500 and again.id == "d1"
+    assert rotated.secret == "whsec_bmV3" and log.next_cursor == "Nw"
+    assert (log.items[0].status_code, log.items[0].outcome) == (500, "failed")
+    assert (again.delivery_id, again.delivery_status, again.attempt) == ("d1", "pending", 4)
     calls = [(r.method, r.path) for r in server.requests]
     assert calls == [("POST", "/webhooks"), ("GET", "/webhooks"), ("GET", "/webhooks/w1"),
                      ("PUT", "/webhooks/w1"), ("POST", "/webhooks/w1/rotate-secret"),
-                     ("GET", "/webhooks/w1/deliveries"),
+                     ("GET", "/webhooks/w1/deliveries?per_page=10&page=1"),
                      ("POST", "/webhooks/w1/deliveries/d1/redeliver"),
-                     ("DELETE", "/webhooks/w1")]
-    assert server.requests[3].json() == {"url": "https://h.example.com",
-                                         "events": ["task.failed"]}
+                     ("DELETE", "/webhooks/w1"), ("GET", "/webhooks/callback-secret"),
+                     ("GET", "/webhooks/callbacks/deliveries?per_page=50&cursor=Nw"),
+                     ("POST", "/webhooks/callbacks/deliveries/d1/redeliver")]
+    assert server.requests[3].json() == {"events": ["task.failed"], "enabled": False}
+    assert server.requests[4].json() == {"grace_seconds": 60}
 
 
 def test_async_client_sends_the_same_requests():

@@ -194,13 +194,11 @@ async function useKey(key, { remember }) {
     const counts = await api("/tasks/count");
     if (remember) localStorage.setItem(KEY_STORAGE, key);
     status.className = "note ok";
-    status.textContent = `Authenticated with key ${maskKey(key)} (kept in this browser). `
-      + `${plural(counts.total, "task")} so far.`;
+    status.textContent = `Authenticated with key ${maskKey(key)} (kept in this browser).`;
     $("key-input").value = "";
     enableKeyedForms(true);
     renderCounts(counts);
     loadTasks(true);
-    loadCollections();
     return true;
   } catch (err) {
     apiKey = "";
@@ -218,6 +216,7 @@ function forgetKey() {
   localStorage.removeItem(KEY_STORAGE);
   apiKey = "";
   watching += 1;
+  watchedId = null;
   enableKeyedForms(false);
   revokeDownloads();
   for (const id of ["job", "transcript", "tasks-empty", "load-more"]) $(id).hidden = true;
@@ -231,6 +230,8 @@ function forgetKey() {
 // ---- transcribe ----------------------------------------------------------------------
 
 let watching = 0; // generation of the task being watched: a newer one stops older polls
+let watchedId = null;
+let announced = "";
 let downloadUrls = [];
 
 function setSource(source) {
@@ -238,10 +239,17 @@ function setSource(source) {
   $("url-row").hidden = source !== "url";
 }
 
-function showJob(text, percent) {
+function showJob(text, percent, label = text) {
+  const value = Math.max(0, Math.min(100, Math.round(percent || 0)));
   $("job").hidden = false;
   $("job-status").textContent = text;
-  $("job-progress").value = Math.max(0, Math.min(100, percent || 0));
+  $("job-progress").value = value;
+  // Screen readers hear status changes and every quarter, not each poll.
+  const news = `${label}, ${Math.floor(value / 25) * 25} %`;
+  if (news !== announced) {
+    announced = news;
+    $("job-live").textContent = label === text ? text : `${label}: ${value} %`;
+  }
 }
 
 async function submitAnalyze(event) {
@@ -265,7 +273,8 @@ async function submitAnalyze(event) {
       for (const [name, value] of Object.entries(options)) body.append(name, String(value));
       showJob(`Uploading ${file.name}…`, 0);
       submitted = await upload("/analyze?defer=true", body, (fraction) => {
-        showJob(`Uploading ${file.name}… ${Math.round(fraction * 100)} %`, fraction * 100);
+        showJob(`Uploading ${file.name}… ${Math.round(fraction * 100)} %`, fraction * 100,
+          `Uploading ${file.name}`);
       });
     } else {
       const url = $("url-input").value.trim();
@@ -289,6 +298,7 @@ async function submitAnalyze(event) {
 /** Poll the task until it completes or fails, showing progress, then its result. */
 async function openTask(id) {
   const token = ++watching;
+  watchedId = id;
   showError($("analyze-error"), null);
   $("transcript").hidden = true;
   showJob(`Task ${shortId(id)}: loading…`, 0);
@@ -315,10 +325,11 @@ async function openTask(id) {
     const label = STATUS_TEXT[task.status] || task.status;
     const media = mediaLabel(task);
     showJob(`${label}: task ${shortId(task.id)}${media ? ` (${media})` : ""}, `
-      + `${done ? 100 : task.progress || 0} %`, done ? 100 : task.progress);
+      + `${done ? 100 : task.progress || 0} %`, done ? 100 : task.progress, label);
     replaceTaskRow(task);
     if (done || task.status === "failed") {
       loadCounts();
+      if (done && task.endpoint === "/index") loadCollections();
       if (done) await showResult(task);
       else showError($("analyze-error"), new Error(
         task.error ? `${task.error.type}: ${task.error.message}` : "the task failed"));
@@ -428,7 +439,8 @@ function taskRow(task) {
       deleteTask(task.id);
     },
   }, "Delete"));
-  return h("tr", { "data-id": task.id, onclick: open },
+  const state = `${task.status}:${progress}`;
+  return h("tr", { "data-id": task.id, "data-state": state, onclick: open },
     h("td", {}, h("button", {
       type: "button", class: "link", title: task.id, "aria-label": `Open task ${task.id}`,
       onclick: (event) => {
@@ -436,7 +448,10 @@ function taskRow(task) {
         open();
       },
     }, shortId(task.id))),
-    h("td", {}, h("span", { class: `badge s-${task.status}` }, task.status)),
+    h("td", {}, h("span", {
+      class: `badge s-${task.status}`,
+      title: task.error ? `${task.error.type}: ${task.error.message}` : null,
+    }, task.status)),
     h("td", {}, h("code", {}, task.endpoint)),
     h("td", { class: "media" }, mediaLabel(task)),
     h("td", { class: "num" }, `${progress} %`),
@@ -451,7 +466,9 @@ function findRow(id) {
 
 function replaceTaskRow(task) {
   const row = findRow(task.id);
-  if (row) row.replaceWith(taskRow(task));
+  const fresh = taskRow(task);
+  // Polling repeats the same state: keep the row (and any focus in it) when unchanged.
+  if (row && row.dataset.state !== fresh.dataset.state) row.replaceWith(fresh);
 }
 
 async function loadTasks(reset) {
@@ -479,6 +496,7 @@ async function loadTasks(reset) {
     showError($("tasks-error"), err);
   }
   loadCounts();
+  if (reset) loadCollections();
 }
 
 async function retryTask(id) {
@@ -499,8 +517,9 @@ async function deleteTask(id) {
     const row = findRow(id);
     if (row) row.remove();
     $("tasks-empty").hidden = $("task-rows").children.length > 0;
-    if ($("job-status").textContent.includes(shortId(id))) {
+    if (watchedId === id) {
       watching += 1;
+      watchedId = null;
       $("job").hidden = true;
       $("transcript").hidden = true;
     }
@@ -517,9 +536,11 @@ async function loadCollections() {
   const note = $("search-note");
   try {
     const { collections } = await api("/collections?per_page=1000");
+    const selected = select.value;
     select.replaceChildren(...collections.map((c) => h("option", { value: c.collection_id },
       c.name && c.name !== c.collection_id ? `${c.name} (${c.collection_id})` : c.collection_id,
       typeof c.media_count === "number" ? ` · ${plural(c.media_count, "media item")}` : "")));
+    if (collections.some((c) => c.collection_id === selected)) select.value = selected;
     note.textContent = collections.length ? ""
       : "No collections yet: index media into one with POST /index, then search it here.";
   } catch (err) {
