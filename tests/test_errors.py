@@ -78,6 +78,7 @@ def test_database_down_is_503(settings, api_key):
     assert "database" in body["message"]
     health = client.get("/health")
     assert health.status_code == 503 and health.get_json()["database"]["ok"] is False
+    assert health.headers["Retry-After"]
 
 
 def test_broker_down_is_503_and_leaves_no_task(settings, api_key, client, auth):

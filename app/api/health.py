@@ -39,4 +39,6 @@ def health():
     database, broker = _check_database(), _check_broker()
     ok = database["ok"] and broker["ok"]
     body = {"status": "ok" if ok else "degraded", "database": database, "broker": broker}
-    return jsonify(body), 200 if ok else 503
+    if ok:
+        return jsonify(body), 200
+    return jsonify(body), 503, {"Retry-After": "5"}

@@ -154,6 +154,7 @@ def retry_task(task_id: uuid.UUID):
                            f"this one is {task.status}")
         task = lifecycle.reset_for_retry(session, task)
     if not dispatch.republish(db, celery, task):
-        raise dispatch.BrokerUnavailable("could not enqueue the retry")
+        # The row is back in `created`: the sweeper publishes it once the broker returns.
+        log.warning("retry of %s waits for the broker; the sweeper will enqueue it", task_id)
     with db.session() as session:
         return jsonify(task_schema.dump(owned_task(session, task_id)))

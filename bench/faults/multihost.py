@@ -11,8 +11,11 @@ against the broker and database of this namespace, and then:
    ``not_finished`` and re-run on the other hosts within ``HEARTBEAT_TIMEOUT +
    SWEEP_INTERVAL``; after the link returns, the cut worker's writes are refused (fenced
    by attempt) and every task ends ``completed`` once, counted from the task events;
-4. drains ``FAULTS_DRAIN_TASKS`` (400) queued ``seconds: 0.2`` sleep tasks with 1, 2 and
-   4 hosts of ``WORKER_CONCURRENCY=4`` and reports tasks/s, speedup and where the CPU went.
+4. cuts a host between a write and its COMMIT and times a sweep meanwhile (a known
+   issue: the lost backend's row lock stalls the sweeper; reported, not failed);
+5. drains ``FAULTS_DRAIN_TASKS`` (400) queued ``seconds: 0.2`` sleep tasks with 1, 2 and
+   4 hosts of ``WORKER_CONCURRENCY=4`` (best of ``FAULTS_DRAIN_TRIALS``, 2) and reports
+   tasks/s, speedup and where the CPU went.
 
 Prints checks and a table and writes ``bench/results/multihost.json``. Exit status 1 if a
 check failed. :func:`start_host_workers`, :class:`SweepLoop` and :func:`cut_mid_task` are
@@ -280,6 +283,68 @@ def _watch_victim(report: CutReport, victim: Process, db, timeout: float) -> Non
         report.victim_outcome.setdefault(tid, "no write seen")
 
 
+def cut_mid_transaction(net: HostNetwork, host: Host, db, celery_app, settings: Settings,
+                        wait: float = 10.0) -> dict[str, Any]:
+    """A host lost between a write and its COMMIT: does recovery of other tasks go on?
+
+    A process on ``host`` updates a running task's row without committing (as a heartbeat
+    does for a moment), then the link is cut. Its backend stays "idle in transaction",
+    holding the row lock, until PostgreSQL notices the peer is gone. Measures how long a
+    sweep takes meanwhile (at most ``wait`` seconds, then the link comes back).
+    """
+    import subprocess
+
+    from core import lifecycle
+
+    with db.transaction() as session:
+        task = lifecycle.create_task(session, owner="faults", endpoint=SLEEP,
+                                     data={"seconds": 0}, queue="faults-nobody")
+    with db.transaction() as session:
+        lifecycle.claim(session, task.id, worker=f"h{host.index}@lost", device="cpu")
+    code = (
+        "import psycopg, sys\n"
+        "conn = psycopg.connect(sys.argv[1])\n"
+        "conn.execute(\"UPDATE tasks SET heartbeat_at = now() - interval '1 hour' "
+        "WHERE id = %s\", (sys.argv[2],))\n"
+        "print('written', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "conn.commit()\n"
+    )
+    proc = subprocess.Popen(host.command([sys.executable, "-c", code,
+                                          host.rewrite(settings.database_url), str(task.id)]),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    outcome: dict[str, Any] = {}
+
+    def sweep():
+        celery_app.set_current()
+        started = time.monotonic()
+        try:
+            outcome["report"] = asdict(sweeper.sweep(db, celery_app, settings))
+        except Exception as exc:
+            outcome["error"] = repr(exc)
+        outcome["seconds"] = round(time.monotonic() - started, 2)
+
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        net.cut(host)
+        thread = threading.Thread(target=sweep, daemon=True)
+        thread.start()
+        thread.join(wait)
+        blocked = thread.is_alive()
+        second = sweeper.sweep(db, celery_app, settings)  # another beat tick meanwhile
+    finally:
+        net.restore(host)
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+        proc.kill()
+    thread.join(30)
+    return {"sweep_blocked": blocked, "waited_s": wait, "sweep": outcome,
+            "next_sweep_skipped": second.skipped}
+
+
 # -- drain rate ------------------------------------------------------------------------
 def drain(net: HostNetwork, count: int, *, settings_env: dict[str, str], log_dir: Path, db,
           celery_app, tasks: int, seconds: float, concurrency: int) -> dict[str, Any]:
@@ -508,9 +573,10 @@ def _routing(client, headers, db) -> dict[str, dict[str, str]]:
             for label, t in ids.items()}
 
 
-def _print_checks(checks: list[tuple[str, bool, str]]) -> None:
+def _print_checks(checks: list[tuple[str, bool | None, str]]) -> None:
     for label, ok, detail in checks:
-        print(f"  [{'ok' if ok else 'FAIL'}] {label}: {detail}", flush=True)
+        mark = "ok" if ok else "KNOWN ISSUE" if ok is None else "FAIL"
+        print(f"  [{mark}] {label}: {detail}", flush=True)
 
 
 def _print_table(runs: list[dict[str, Any]]) -> None:
@@ -540,7 +606,7 @@ DRAIN_SETTINGS = {"HEARTBEAT_INTERVAL": "5", "HEARTBEAT_TIMEOUT": "30"}
 
 
 def _cut_phase(net: HostNetwork, env: dict[str, str], log_dir: Path, app, headers,
-               results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+               results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     """The probe, routing, and the cut of a host mid-task; returns printed checks."""
     db, celery_app = app.extensions["hark"]["db"], app.extensions["hark"]["celery"]
     settings, client = app.config["HARK"], app.test_client()
@@ -587,7 +653,17 @@ def _cut_phase(net: HostNetwork, env: dict[str, str], log_dir: Path, app, header
         ("each task completed exactly once (task events)",
          all(c["completed"] == 1 for c in report.events.values()), _event_summary(report)),
     ]
-    return checks + [("problem", False, p) for p in failures]
+    checks += [("problem", False, p) for p in failures]
+    stuck = results["cut_mid_transaction"] = cut_mid_transaction(
+        net, net.hosts[0], db, celery_app, settings)
+    detail = (f"a sweep waited {stuck['waited_s']:g}s+ on the lost host's row lock and later "
+              f"sweeps were skipped={stuck['next_sweep_skipped']}: recovery of every task stops "
+              "until PostgreSQL drops the dead connection" if stuck["sweep_blocked"]
+              else f"sweep took {stuck['sweep'].get('seconds')}s")
+    # Reported, not failed: a platform issue this script documents (see the README).
+    checks.append(("host lost mid-transaction does not stall the sweeper",
+                   None if stuck["sweep_blocked"] else True, detail))
+    return checks
 
 
 def _drain_phase(net: HostNetwork, env: dict[str, str], log_dir: Path, app,
@@ -662,7 +738,7 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+    return 0 if all(ok is not False for _, ok, _ in checks) else 1
 
 
 def _event_summary(report: CutReport) -> str:

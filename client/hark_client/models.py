@@ -162,10 +162,13 @@ class Task(_Model):
 
     @property
     def transcript(self) -> Transcript | None:
-        """The result of an ``/analyze`` task as a :class:`Transcript`, once completed."""
-        if not isinstance(self.result, dict) or "segments" not in self.result:
+        """The transcript of a completed ``/analyze`` (or ``/index``) task, else None."""
+        result = self.result
+        if isinstance(result, dict) and isinstance(result.get("transcript"), dict):
+            result = result["transcript"]  # /index nests it next to the indexing summary
+        if not isinstance(result, dict) or "segments" not in result:
             return None
-        return Transcript.from_dict(self.result)
+        return Transcript.from_dict(result)
 
 
 @dataclass

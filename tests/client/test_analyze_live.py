@@ -49,6 +49,7 @@ def test_index_then_search(hark, clip):
     hark.collections.create("talks")
     task = hark.index(clip, collection="talks", media_id="weather", wait=True, timeout=120)
     assert task.succeeded and task.endpoint == "/index"
+    assert len(SPOKEN & words_of(task.transcript.text)) >= 4
     [media] = list(hark.collections.media("talks"))
     assert media.id == "weather" and media.task_id == task.id and media.segment_count >= 1
     detail = hark.collections.get_media("talks", "weather")
