@@ -119,6 +119,22 @@ class AttemptSchema(Schema):
     created_at = fields.DateTime()
 
 
+class WebhookListSchema(Schema):
+    webhooks = fields.List(fields.Nested(WebhookSchema), required=True)
+
+
+class DeliveryListSchema(Schema):
+    deliveries = fields.List(fields.Nested(AttemptSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class RedeliverySchema(Schema):
+    delivery_id = fields.UUID(required=True)
+    message_id = fields.String(required=True)
+    status = fields.String(required=True)
+    attempt = fields.Integer(required=True)
+
+
 class CallbackFields(Schema):
     """For analysis endpoints: a task's one-off callback, stored as-is in ``task.data``."""
 

@@ -18,13 +18,17 @@ from app.auth import current_principal
 from app.bodies import json_object, load_args, load_json
 from app.errors import APIError, not_found
 from app.extensions import celery, db
+from app.openapi import doc
 from app.schemas import decode_cursor, encode_cursor
 from app.schemas_webhooks import (
     AttemptSchema,
     CallbackSecretSchema,
     DeliveryListArgs,
+    DeliveryListSchema,
+    RedeliverySchema,
     RotateSecretRequest,
     WebhookCreate,
+    WebhookListSchema,
     WebhookSchema,
     WebhookUpdate,
     WebhookWithSecretSchema,
@@ -89,6 +93,8 @@ def _has_body() -> bool:
 
 
 @bp.post("")
+@doc("Subscribe a URL to task events", tag="Webhooks", body=WebhookCreate,
+     responses={201: WebhookWithSecretSchema})
 def create_webhook():
     """Subscribe a URL; the answer holds the signing secret."""
     body = load_json(create_request)
@@ -109,6 +115,7 @@ def create_webhook():
 
 
 @bp.get("")
+@doc("List subscriptions", tag="Webhooks", responses={200: WebhookListSchema})
 def list_webhooks():
     with db.session() as session:
         rows = session.scalars(
@@ -119,12 +126,15 @@ def list_webhooks():
 
 
 @bp.get("/<uuid:webhook_id>")
+@doc("Get a subscription", tag="Webhooks", responses={200: WebhookSchema})
 def get_webhook(webhook_id: uuid.UUID):
     with db.session() as session:
         return jsonify(webhook_schema.dump(_owned(session, webhook_id)))
 
 
 @bp.put("/<uuid:webhook_id>")
+@doc("Change a subscription", tag="Webhooks", body=WebhookUpdate,
+     responses={200: WebhookSchema})
 def update_webhook(webhook_id: uuid.UUID):
     """Change the URL, events, description, or enable/disable it."""
     body = load_json(update_request)
@@ -143,6 +153,7 @@ def update_webhook(webhook_id: uuid.UUID):
 
 
 @bp.delete("/<uuid:webhook_id>")
+@doc("Delete a subscription and its log", tag="Webhooks", responses={200: WebhookSchema})
 def delete_webhook(webhook_id: uuid.UUID):
     """Delete the subscription with its delivery log; pending deliveries are dropped."""
     with db.transaction() as session:
@@ -153,6 +164,8 @@ def delete_webhook(webhook_id: uuid.UUID):
 
 
 @bp.post("/<uuid:webhook_id>/rotate-secret")
+@doc("Rotate a subscription's secret", tag="Webhooks", body=RotateSecretRequest,
+     responses={200: WebhookWithSecretSchema})
 def rotate_webhook_secret(webhook_id: uuid.UUID):
     """A new secret; the old one also signs for ``grace_seconds`` (default a day)."""
     body = _rotate_body()
@@ -166,6 +179,8 @@ def rotate_webhook_secret(webhook_id: uuid.UUID):
 
 
 @bp.get("/callback-secret")
+@doc("The secret that signs one-off callbacks", tag="Webhooks",
+     responses={200: CallbackSecretSchema})
 def get_callback_secret():
     """The secret that signs this owner's one-off callbacks (created on first use)."""
     row = webhooks.callback_secret(db, current_principal().owner)
@@ -173,6 +188,8 @@ def get_callback_secret():
 
 
 @bp.post("/callback-secret/rotate")
+@doc("Rotate the callback secret", tag="Webhooks", body=RotateSecretRequest,
+     responses={200: CallbackSecretSchema})
 def rotate_callback_secret():
     body = _rotate_body()
     owner = current_principal().owner
@@ -236,6 +253,8 @@ def _redeliver(webhook_id: uuid.UUID | None, delivery_id: uuid.UUID):
 
 
 @bp.get("/<uuid:webhook_id>/deliveries")
+@doc("A subscription's delivery log", tag="Webhooks", query=DeliveryListArgs,
+     responses={200: DeliveryListSchema})
 def list_deliveries(webhook_id: uuid.UUID):
     """Every attempt, newest first: status code, duration, error, event, task."""
     with db.session() as session:
@@ -244,6 +263,7 @@ def list_deliveries(webhook_id: uuid.UUID):
 
 
 @bp.post("/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/redeliver")
+@doc("Re-send a finished delivery", tag="Webhooks", responses={202: RedeliverySchema})
 def redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID):
     """Send a finished delivery again: same webhook-id and body, fresh retries."""
     with db.session() as session:
@@ -254,11 +274,15 @@ def redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID):
 
 
 @bp.get("/callbacks/deliveries")
+@doc("The one-off callbacks' delivery log", tag="Webhooks", query=DeliveryListArgs,
+     responses={200: DeliveryListSchema})
 def list_callback_deliveries():
     """The attempts of this owner's one-off callbacks, newest first."""
     return _attempts(None)
 
 
 @bp.post("/callbacks/deliveries/<uuid:delivery_id>/redeliver")
+@doc("Re-send a finished callback delivery", tag="Webhooks",
+     responses={202: RedeliverySchema})
 def redeliver_callback(delivery_id: uuid.UUID):
     return _redeliver(None, delivery_id)

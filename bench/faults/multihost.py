@@ -299,13 +299,15 @@ def cut_mid_transaction(net: HostNetwork, host: Host, db, celery_app, settings: 
     with db.transaction() as session:
         task = lifecycle.create_task(session, owner="faults", endpoint=SLEEP,
                                      data={"seconds": 0}, queue="faults-nobody")
-    with db.transaction() as session:
+    with db.transaction() as session:  # running, and its last heartbeat long ago
         lifecycle.claim(session, task.id, worker=f"h{host.index}@lost", device="cpu")
-    code = (
+        session.execute(text("UPDATE tasks SET heartbeat_at = now() - interval '1 hour' "
+                             "WHERE id = :id"), {"id": task.id})
+    code = (  # a heartbeat whose COMMIT never arrives
         "import psycopg, sys\n"
         "conn = psycopg.connect(sys.argv[1])\n"
-        "conn.execute(\"UPDATE tasks SET heartbeat_at = now() - interval '1 hour' "
-        "WHERE id = %s\", (sys.argv[2],))\n"
+        "conn.execute('UPDATE tasks SET heartbeat_at = heartbeat_at WHERE id = %s',"
+        " (sys.argv[2],))\n"
         "print('written', flush=True)\n"
         "sys.stdin.readline()\n"
         "conn.commit()\n"
