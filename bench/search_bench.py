@@ -334,8 +334,8 @@ def main(argv: list[str] | None = None) -> dict:
                                  "platform": platform.platform(),
                                  "load_average_at_start": [round(x, 2) for x in
                                                            os.getloadavg()]},
-                     "command": "python bench/search_bench.py " + " ".join(sys.argv[1:] if
-                                                                            argv is None else argv)}
+                     "command": " ".join(["python bench/search_bench.py",
+                                          *(sys.argv[1:] if argv is None else argv)])}
     try:
         upgrade_database(url)
         with tempfile.TemporaryDirectory(prefix="hark-bench-") as data_dir:

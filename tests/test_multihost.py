@@ -60,7 +60,7 @@ def test_cut_host_task_reruns_elsewhere_and_completes_once(app, db, client, auth
 
         with SweepLoop(db, app.extensions["hark"]["celery"], settings) as loop:
             report = cut_mid_task(hosts, workers, client=client, headers=auth, db=db,
-                                  settings=settings, queue=queue, tasks=1, seconds=6.0)
+                                  settings=settings, queue=queue, tasks=1, seconds=8.0)
     finally:
         stop_workers(workers)
 
@@ -74,9 +74,12 @@ def test_cut_host_task_reruns_elsewhere_and_completes_once(app, db, client, auth
     # Within the heartbeat timeout plus one sweep of the cut (and the claim's round trips).
     bound = settings.heartbeat_timeout + settings.sweep_interval
     assert report.rescue_delay_s[task_id] <= bound + RESCUE_SLACK_S, report
-    # Back on the network, the cut worker's write was refused, not applied.
+    # Back on the network (well before the re-run ends), the cut worker's write was refused
+    # although the task was running: refused by attempt, not by status.
+    victim_log = workers[node_name(report.victim)].output()[-3000:]
     assert report.victim_outcome[task_id] in ("heartbeat refused", "completion refused"), (
-        workers[node_name(report.victim)].output()[-3000:])
+        victim_log)
+    assert report.refused_during_rerun[task_id], victim_log
     # The audit trail: two runs started, one declared lost, one completion.
     assert report.events[task_id] == {"started": 2, "not_finished": 1, "completed": 1,
                                       "failed": 0}

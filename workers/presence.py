@@ -58,8 +58,7 @@ class Presence:
             log.debug("presence cleanup failed: %s", exc)
 
     def task_started(self, task_id: uuid.UUID) -> None:
-        self.current_task = task_id
-        self.beat()
+        self.current_task = task_id  # reported by the next periodic beat
 
     def task_finished(self, outcome: str, seconds: float) -> None:
         with self._lock:

@@ -1,0 +1,34 @@
+"""The floors the submit path is compared with, served by the same gunicorn config:
+``POST /trivial`` (a JSON answer, nothing else) and ``POST /insert`` (one INSERT)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from flask import Flask, jsonify, request
+from sqlalchemy import text
+
+from core.db import make_engine
+
+
+def create_floor_app() -> Flask:
+    app = Flask(__name__)
+    engine = make_engine(os.environ["DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_floor "
+                          "(id uuid PRIMARY KEY, body jsonb NOT NULL)"))
+
+    @app.post("/trivial")
+    def trivial():
+        return jsonify({"ok": True}), 202
+
+    @app.post("/insert")
+    def insert():
+        row_id = uuid.uuid4()
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO bench_floor (id, body) VALUES (:id, :body)"),
+                         {"id": row_id, "body": request.get_data(as_text=True) or "{}"})
+        return jsonify({"task_id": str(row_id)}), 202
+
+    return app
