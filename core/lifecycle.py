@@ -11,13 +11,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Connection, delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from core.models import Task, TaskEvent, utcnow
+from core.models import Task, TaskEvent, UTCDateTime, utcnow
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 
 FINISHED_CHANNEL = "hark_task_finished"
+_TASKS = Task.__table__
+_EVENTS = TaskEvent.__table__
 
 
 def create_task(
@@ -45,6 +47,60 @@ def create_task(
     session.add(task)
     record(session, task.id, "created", {"endpoint": endpoint, "queue": queue}, at=now)
     return task
+
+
+def insert_task(
+    conn: Connection,
+    *,
+    owner: str,
+    endpoint: str,
+    data: Any,
+    priority: int = 0,
+    queue: str | None = None,
+) -> Task:
+    """The API's fast path for :func:`create_task`: the row and its first event as two
+    cached Core INSERTs (no ORM unit of work). Returns a detached :class:`Task`."""
+    now = utcnow()
+    values = dict(id=uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
+                  status=TaskStatus.CREATED.value, priority=priority, queue=queue,
+                  progress=0, retry_count=0, attempts=0, created_at=now, updated_at=now)
+    details = {"endpoint": endpoint, "queue": queue}
+    if conn.dialect.name == "postgresql":  # one round trip: the row and its event together
+        row = _TASKS.insert().values(values).returning(_TASKS.c.id).cte("new_task")
+        conn.execute(_EVENTS.insert().from_select(
+            ["task_id", "type", "at", "details"],
+            select(row.c.id, literal("created"), literal(now, UTCDateTime()),
+                   literal(details, _EVENTS.c.details.type))))
+    else:
+        conn.execute(_TASKS.insert(), values)
+        conn.execute(_EVENTS.insert(), {"task_id": values["id"], "type": "created", "at": now,
+                                        "details": details})
+    return Task(**values)
+
+
+def mark_assigned_many(conn: Connection,
+                       items: list[tuple[uuid.UUID, str, datetime]]) -> int:
+    """Tasks were published (``(id, queue, published_at)``): move those still ``created``
+    to ``assigned`` and put the hand-over in every existing task's trail, at its publish
+    time (a worker may have started it already). Returns how many changed status."""
+    now = utcnow()
+    by_queue: dict[str, list[uuid.UUID]] = {}
+    for task_id, queue, _at in items:
+        by_queue.setdefault(queue, []).append(task_id)
+    moved = 0
+    for queue, ids in by_queue.items():
+        stmt = (update(_TASKS)
+                .where(_TASKS.c.id.in_(ids), _TASKS.c.status == TaskStatus.CREATED.value)
+                .values(status=TaskStatus.ASSIGNED.value, queue=queue, assigned_at=now,
+                        updated_at=now))
+        moved += conn.execute(stmt).rowcount
+    existing = set(conn.execute(select(_TASKS.c.id).where(
+        _TASKS.c.id.in_([i for i, _q, _a in items]))).scalars())
+    events = [{"task_id": i, "type": "assigned", "at": at, "details": {"queue": q}}
+              for i, q, at in items if i in existing]
+    if events:
+        conn.execute(_EVENTS.insert(), events)
+    return moved
 
 
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,
@@ -114,6 +170,7 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
         worker=worker,
         device=device,
         started_at=now,
+        assigned_at=func.coalesce(Task.assigned_at, now),  # started before it was marked
         heartbeat_at=now,
         progress=0,
         attempts=Task.attempts + 1,

@@ -36,7 +36,8 @@ def celery_config(settings: Settings) -> dict:
         task_reject_on_worker_lost=False,
         task_default_queue=settings.default_device,
         task_create_missing_queues=True,
-        task_send_sent_event=True,
+        # No "task-sent" event per publish: Flower sees tasks from the workers' events.
+        task_send_sent_event=False,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,

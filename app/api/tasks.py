@@ -97,7 +97,7 @@ def get_task_events(task_id: uuid.UUID):
     with db.session() as session:
         task = owned_task(session, task_id)
         events = session.scalars(select(TaskEvent).where(TaskEvent.task_id == task.id)
-                                 .order_by(TaskEvent.id)).all()
+                                 .order_by(TaskEvent.at, TaskEvent.id)).all()
     return jsonify({"events": [{"type": e.type, "at": e.at.isoformat(), "details": e.details}
                                for e in events]})
 

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +37,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -46,6 +48,7 @@ import redis
 from sqlalchemy import func, select, text
 
 from bench.faults.netns import Host, HostNetwork, check_available
+from core import dispatch, lifecycle
 from core.config import Settings
 from core.models import Task, TaskEvent
 from core.status import TaskStatus
@@ -56,8 +59,8 @@ SLEEP = "/diagnostics/sleep"
 RESULTS = ROOT / "bench" / "results" / "multihost.json"
 # Steps of a task's audit trail counted per task: a re-run adds a start and a not_finished.
 EVENTS = ("started", "not_finished", "completed", "failed")
-# Where cut-and-recover waits a little longer than the bound: the re-published message
-# must reach a free worker and be claimed (a poll plus two round trips).
+# How much later than HEARTBEAT_TIMEOUT + SWEEP_INTERVAL after the cut a re-run may start:
+# the sweep itself, then a free worker fetches the re-published message and claims it.
 RESCUE_SLACK_S = 1.5
 
 
@@ -225,7 +228,7 @@ def cut_mid_task(net: HostNetwork, workers: dict[str, Process], *, client,
 
     rows = wait_for(all_running, timeout=30, interval=0.05, message="tasks to start")
     victim = Counter(r.worker for r in rows.values()).most_common(1)[0][0]
-    host = net.hosts[int(node_name(victim)[1:]) - 1]
+    host = next(h for h in net.hosts if f"h{h.index}" == node_name(victim))
     report = CutReport(
         victim=victim,
         cut_tasks=[t for t, r in rows.items() if r.worker == victim],
@@ -292,10 +295,6 @@ def cut_mid_transaction(net: HostNetwork, host: Host, db, celery_app, settings: 
     holding the row lock, until PostgreSQL notices the peer is gone. Measures how long a
     sweep takes meanwhile (at most ``wait`` seconds, then the link comes back).
     """
-    import subprocess
-
-    from core import lifecycle
-
     with db.transaction() as session:
         task = lifecycle.create_task(session, owner="faults", endpoint=SLEEP,
                                      data={"seconds": 0}, queue="faults-nobody")
@@ -364,8 +363,6 @@ def drain(net: HostNetwork, count: int, *, settings_env: dict[str, str], log_dir
     try:
         names = [f"h{h.index}@{socket.gethostname()}" for h in hosts]
         _control_all(celery_app, "cancel_consumer", names)
-        from core import dispatch
-
         for _ in range(tasks):
             dispatch.submit(db, celery_app, owner="bench", endpoint=SLEEP,
                             data={"seconds": seconds}, queue="cpu")
@@ -427,8 +424,7 @@ def _drain_figures(rows: list[Task], count: int, concurrency: int, seconds: floa
     gaps = []
     for runs in by_process.values():
         runs.sort(key=lambda r: r.started_at)
-        gaps += [(b.started_at - a.completed_at).total_seconds() for a, b in zip(runs, runs[1:],
-                                                                                strict=False)]
+        gaps += [(b.started_at - a.completed_at).total_seconds() for a, b in pairwise(runs)]
     cpu = {group: round(after.get(group, 0.0) - before.get(group, 0.0), 2)
            for group in sorted(set(after) | set(before))}
     cores = psutil.cpu_count() or 1
@@ -470,7 +466,7 @@ def _cpu_snapshot(net: HostNetwork, hosts: list[Host]) -> dict[str, float]:
         name = proc.info["name"] or ""
         if proc.info["pid"] in workers:
             group = "workers"
-        elif name.startswith("postgres"):
+        elif name.startswith("postgres"):  # every database's backends, not only ours
             group = "postgres"
         elif name.startswith("redis"):
             group = "redis"
@@ -519,8 +515,6 @@ def platform(**extra: str) -> Iterator[dict[str, str]]:
 
 def probe_cut(net: HostNetwork, host: Host) -> dict[str, Any]:
     """An established connection from the host stalls while cut and resumes after."""
-    import subprocess
-
     code = (
         "import socket, sys\n"
         "s = socket.create_connection((sys.argv[1], 6379), timeout=3)\n"

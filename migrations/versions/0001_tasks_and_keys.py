@@ -19,33 +19,34 @@ SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ACTIVE = sa.text("status IN ('created', 'assigned', 'running', 'not_finished')")
 TS = sa.DateTime(timezone=True)
 
-# Counts are sharded by seq % 16 so concurrent writers rarely share a row. Rows are
-# locked in status-name order so two transitions can never deadlock each other.
+# Counts are kept per statement (transition tables), not per row: one aggregated upsert
+# per statement, on a random shard of 16 so concurrent writers rarely share a row, with
+# rows locked in (owner, status) order so no two statements can deadlock. A count is the
+# sum over shards (a shard may go negative; the sum is exact).
 PG_COUNT_FUNCTION = """
 CREATE OR REPLACE FUNCTION tasks_maintain_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    bucket smallint;
+    bucket smallint := floor(random() * 16);
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        bucket := NEW.seq % 16;
-        INSERT INTO task_counts (owner, status, shard, n) VALUES (NEW.owner, NEW.status, bucket, 1)
-        ON CONFLICT (owner, status, shard) DO UPDATE SET n = task_counts.n + 1;
+        INSERT INTO task_counts (owner, status, shard, n)
+        SELECT owner, status, bucket, count(*) FROM new_rows
+        GROUP BY owner, status ORDER BY owner, status
+        ON CONFLICT (owner, status, shard) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
     ELSIF TG_OP = 'DELETE' THEN
-        bucket := OLD.seq % 16;
-        UPDATE task_counts SET n = n - 1
-        WHERE owner = OLD.owner AND status = OLD.status AND task_counts.shard = bucket;
+        INSERT INTO task_counts (owner, status, shard, n)
+        SELECT owner, status, bucket, -count(*) FROM old_rows
+        GROUP BY owner, status ORDER BY owner, status
+        ON CONFLICT (owner, status, shard) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
     ELSE
-        bucket := NEW.seq % 16;
-        IF OLD.status < NEW.status THEN
-            UPDATE task_counts SET n = n - 1
-            WHERE owner = OLD.owner AND status = OLD.status AND task_counts.shard = bucket;
-        END IF;
-        INSERT INTO task_counts (owner, status, shard, n) VALUES (NEW.owner, NEW.status, bucket, 1)
-        ON CONFLICT (owner, status, shard) DO UPDATE SET n = task_counts.n + 1;
-        IF OLD.status > NEW.status THEN
-            UPDATE task_counts SET n = n - 1
-            WHERE owner = OLD.owner AND status = OLD.status AND task_counts.shard = bucket;
-        END IF;
+        INSERT INTO task_counts (owner, status, shard, n)
+        SELECT owner, status, bucket, sum(delta) FROM (
+            SELECT owner, status, 1 AS delta FROM new_rows
+            UNION ALL
+            SELECT owner, status, -1 AS delta FROM old_rows
+        ) AS changes
+        GROUP BY owner, status HAVING sum(delta) <> 0 ORDER BY owner, status
+        ON CONFLICT (owner, status, shard) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END;
@@ -54,12 +55,14 @@ $$;
 
 PG_TRIGGERS = [
     "CREATE TRIGGER tasks_counts_insert AFTER INSERT ON tasks "
-    "FOR EACH ROW EXECUTE FUNCTION tasks_maintain_counts()",
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION tasks_maintain_counts()",
     "CREATE TRIGGER tasks_counts_delete AFTER DELETE ON tasks "
-    "FOR EACH ROW EXECUTE FUNCTION tasks_maintain_counts()",
-    "CREATE TRIGGER tasks_counts_update AFTER UPDATE OF status ON tasks "
-    "FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) "
-    "EXECUTE FUNCTION tasks_maintain_counts()",
+    "REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION tasks_maintain_counts()",
+    "CREATE TRIGGER tasks_counts_update AFTER UPDATE ON tasks "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION tasks_maintain_counts()",
 ]
 
 SQLITE_TRIGGERS = [
