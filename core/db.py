@@ -23,7 +23,16 @@ def make_engine(url: str, **kwargs) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 3},
+        connect_args={
+            "connect_timeout": 3,
+            # A host that dies mid-transaction must not hold row locks for hours: the
+            # server ends idle transactions after a minute, and keepalives find dead peers.
+            "options": "-c idle_in_transaction_session_timeout=60000",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
     )
     options.update(kwargs)
     return create_engine(url, **options)

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from celery import Celery
 from sqlalchemy import delete, text
+from sqlalchemy.exc import OperationalError
 
 from core import dispatch, lifecycle
 from core.config import Settings
@@ -54,7 +55,8 @@ def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
                 session, now - timedelta(seconds=settings.heartbeat_timeout)
             )
         for task in dead:
-            _recover(db, celery_app, settings, task, "worker stopped heartbeating", report)
+            _recover_bounded(db, celery_app, settings, task, "worker stopped heartbeating",
+                             report)
         lost_before = now - timedelta(seconds=settings.assigned_grace)
         empty = _EmptyQueues(celery_app)
         with db.transaction() as session:
@@ -62,7 +64,8 @@ def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
             orphans = lifecycle.pending_since(session, TaskStatus.NOT_FINISHED, lost_before)
         for task in assigned:
             if empty(task.queue):
-                _recover(db, celery_app, settings, task, "queued message was lost", report)
+                _recover_bounded(db, celery_app, settings, task, "queued message was lost",
+                                 report)
         for task in orphans:
             if empty(task.queue) and dispatch.republish(db, celery_app, task):
                 report.published += 1
@@ -87,6 +90,17 @@ def _publish_lost_created(db, celery_app, before, report: SweepReport) -> None:
             report.published += 1
 
 
+def _recover_bounded(db: Database, celery_app: Celery, settings: Settings, task: Task,
+                     reason: str, report: SweepReport) -> None:
+    """:func:`_recover`, skipping (until the next sweep) a row whose lock a vanished host
+    still holds, so one dead connection cannot stall every other recovery."""
+    try:
+        _recover(db, celery_app, settings, task, reason, report)
+    except OperationalError as exc:
+        log.warning("task %s is locked (%s); trying again next sweep", task.id,
+                    str(exc.orig).splitlines()[0] if exc.orig else exc)
+
+
 def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, reason: str,
              report: SweepReport) -> None:
     """A task whose worker or message vanished: re-run it, or give up after max retries."""
@@ -94,12 +108,14 @@ def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, r
         error = {"type": "WorkerLost",
                  "message": f"{reason}; gave up after {task.retry_count} retries"}
         with db.transaction() as session:
+            _bound_lock_wait(session)
             moved = lifecycle.fail(session, task.id, error)
         if moved is not None:
             report.failed += 1
             events.emit(task.id, events.FAILED)
         return
     with db.transaction() as session:
+        _bound_lock_wait(session)
         moved = lifecycle.mark_not_finished(session, task.id, reason)
     if moved is None:
         return
@@ -108,6 +124,11 @@ def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, r
     log.warning("task %s is not_finished (%s); re-enqueueing", task.id, reason)
     if dispatch.republish(db, celery_app, moved):
         report.published += 1
+
+
+def _bound_lock_wait(session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))
 
 
 class _EmptyQueues:
