@@ -31,7 +31,7 @@ from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from core.netguard import UnsafeURLError
 from core.webhook_signing import verify
 from tests.support import start_worker, wait_for
-from workers import webhooks
+from workers import webhook_http, webhooks
 from workers.events import COMPLETED
 from workers.start import worker_argv
 from workers.webhooks import Outcome, SendResult, WebhookSettings
@@ -463,12 +463,12 @@ def test_the_checked_address_is_the_one_connected_to(monkeypatch):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", public)
-    target = asyncio.run(webhooks._pinned("https://hooks.example/in?x=1", False))
+    target = asyncio.run(webhook_http._pinned("https://hooks.example/in?x=1", False))
     assert target.url == "https://93.184.215.14:443/in?x=1"
     assert target.headers == {"Host": "hooks.example"}
     assert target.extensions == {"sni_hostname": "hooks.example"}
     with pytest.raises(UnsafeURLError):
-        asyncio.run(webhooks._pinned("gopher://hooks.example/", False))
+        asyncio.run(webhook_http._pinned("gopher://hooks.example/", False))
 
 
 def test_outcomes_and_retry_delays():
