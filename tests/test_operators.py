@@ -52,7 +52,7 @@ def test_worker_logs_are_json_lines_tagged_with_task_and_owner(client, auth, wor
     import json
 
     task = client.post(SLEEP, json={"seconds": 0.1}, headers=auth).get_json()
-    wait_for(lambda: f"task {task['id']} completed" in worker.output(), timeout=10)
+    wait_for(lambda: f"{task['id']}] succeeded" in worker.output(), timeout=10)
     lines = [json.loads(line) for line in worker.output().splitlines()
              if line.startswith("{")]
     about = [e for e in lines if task["id"] in e["message"]]

@@ -97,7 +97,10 @@ class Presence:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.beat()
+            try:
+                self.beat()
+            except Exception:  # one bad beat must not silence this process for good
+                log.exception("presence beat failed")
 
 
 def loaded_models() -> dict[str, float]:
@@ -115,7 +118,12 @@ def loaded_models() -> dict[str, float]:
 
 
 def gpu_memory_bytes() -> int | None:
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+    """Memory torch holds on this process's GPU; None without CUDA (or while another
+    thread is still importing torch)."""
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)
+    try:
+        if cuda is None or not cuda.is_available() or not cuda.is_initialized():
+            return None
+        return int(cuda.memory_allocated())
+    except Exception:
         return None
-    return int(torch.cuda.memory_allocated())

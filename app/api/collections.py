@@ -180,7 +180,7 @@ def delete_collection(collection_id: str):
         collection = owned_collection(session, collection_id)
         body = _dump_collection(session, collection)
         store.delete_collection(session, collection)
-    _cache().drop(collection.id)
+    _cache().drop((collection.id, collection.created_at))
     return jsonify(body)
 
 
@@ -242,7 +242,9 @@ def search_collection(collection_id: str):
     with db.session() as session:
         collection = owned_collection(session, collection_id)
         hits = search.search_collection(
-            session, _cache(), search.db_loader(db, collection.id), key=collection.id,
+            session, _cache(), search.db_loader(db, collection.id),
+            # created_at too: a recreated collection must never match an old entry
+            key=(collection.id, collection.created_at),
             version=collection.version, reset_version=collection.reset_version,
             query=body["query"].strip(), k=body["top_k"], threads=_settings().threads)
     return jsonify({"results": hit_schema.dump(hits, many=True)})
