@@ -31,22 +31,11 @@ def create_task(
     priority: int = 0,
     queue: str | None = None,
 ) -> Task:
-    """Add a task in ``created``; the caller commits before enqueueing it."""
-    now = utcnow()
-    task = Task(
-        id=uuid.uuid4(),
-        owner=owner,
-        endpoint=endpoint,
-        data=data,
-        status=TaskStatus.CREATED.value,
-        priority=priority,
-        queue=queue,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(task)
-    record(session, task.id, "created", {"endpoint": endpoint, "queue": queue}, at=now)
-    return task
+    """:func:`insert_task` inside an ORM session; returns the row attached to the session.
+    The caller commits before enqueueing it."""
+    task = insert_task(session.connection(), owner=owner, endpoint=endpoint, data=data,
+                       priority=priority, queue=queue)
+    return session.scalars(select(Task).where(Task.id == task.id)).one()
 
 
 def insert_task(
