@@ -7,6 +7,7 @@ a dedicated Redis database; tables are emptied before every test.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -109,8 +110,17 @@ def _clean_tables(request):
         return
     url = request.getfixturevalue("database_url")
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    # A worker still finishing the previous test's task may lock rows in another order;
+    # PostgreSQL then picks the TRUNCATE as the deadlock victim: try again.
+    for attempt in range(10):
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            break
+        except psycopg.errors.DeadlockDetected:
+            if attempt == 9:
+                raise
+            time.sleep(0.1)
     if "app" in request.fixturenames:
         request.getfixturevalue("app").extensions["hark"]["principals"].clear()
     yield
