@@ -17,7 +17,7 @@ from flask import current_app, jsonify
 from app.auth import current_principal
 from app.bodies import load_args
 from app.errors import APIError
-from app.extensions import assigner, celery, db, waiter
+from app.extensions import celery, db, waiter
 from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
 from core.models import Task
@@ -59,7 +59,6 @@ class Endpoint:
             data=data,
             queue=dispatch.resolve_queue(settings.default_device, device, queue),
             priority=priority,
-            assigner=assigner._get_current_object(),
         )
         if defer:
             return jsonify({"task_id": str(task.id), "status": task.status}), status

@@ -13,7 +13,6 @@ from werkzeug.local import LocalProxy
 
 from core.config import Settings
 from core.db import Database
-from core.dispatch import AssignmentBatcher
 from core.keys import PrincipalCache
 from core.notify import CompletionWaiter
 
@@ -29,7 +28,6 @@ db = cast(Database, _extension("db"))
 celery = cast("Celery", _extension("celery"))
 waiter = cast(CompletionWaiter, _extension("waiter"))
 principals = cast(PrincipalCache, _extension("principals"))
-assigner = cast(AssignmentBatcher, _extension("assigner"))
 
 
 def init_extensions(app: Flask, settings: Settings) -> None:
@@ -40,7 +38,6 @@ def init_extensions(app: Flask, settings: Settings) -> None:
     database = Database().configure(settings.database_url)
     app.extensions["hark"] = {
         "db": database,
-        "assigner": AssignmentBatcher(database),
         # Publishes by task name; the API never imports task code or models.
         "celery": make_celery(settings, with_tasks=False),
         "waiter": waiter_,

@@ -7,10 +7,6 @@ in, so nothing here imports worker code.
 from __future__ import annotations
 
 import logging
-import os
-import queue as queue_module
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -76,14 +72,13 @@ def submit(
     data: Any,
     queue: str,
     priority: int = 0,
-    assigner: AssignmentBatcher | None = None,
 ) -> Task:
     """Create the task row, commit it, publish it, and mark it assigned.
 
     If the broker refuses the message, the row is removed and :class:`BrokerUnavailable`
     raised, so a refused submission leaves nothing behind to run later. If this process
-    dies between commit and publish, the sweeper publishes the ``created`` row. With an
-    ``assigner`` the ``assigned`` mark is batched off the request path.
+    dies between commit and publish, the sweeper publishes the ``created`` row. The row
+    reads ``assigned`` before the response goes out, so clients read their own writes.
     """
     with db.engine.begin() as conn:
         task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
@@ -95,72 +90,10 @@ def submit(
         with db.transaction() as session:
             lifecycle.delete_task(session, task.id)
         raise BrokerUnavailable(str(exc)) from exc
-    if assigner is not None:
-        assigner.add(task.id, queue)
-    else:
-        with db.engine.begin() as conn:
-            lifecycle.mark_assigned_many(conn, [(task.id, queue, utcnow())])
+    with db.engine.begin() as conn:
+        lifecycle.mark_assigned_many(conn, [(task.id, queue, utcnow())])
     task.status = TaskStatus.ASSIGNED.value  # it is on the queue
     return task
-
-
-class AssignmentBatcher:
-    """Marks published tasks ``assigned`` in batches, in a background thread.
-
-    One UPDATE covers every submission of the last few milliseconds, so the request path
-    pays for one transaction instead of two. A batch lost to a crash only leaves rows in
-    ``created``, which the sweeper re-publishes (a duplicate message is skipped).
-    """
-
-    def __init__(self, db: Database, max_batch: int = 500, linger: float = 0.02) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self.linger = linger
-        self._queue: queue_module.SimpleQueue = queue_module.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-
-    def add(self, task_id: uuid.UUID, queue: str) -> None:
-        self._ensure_thread()
-        self._idle.clear()
-        self._queue.put((task_id, queue, utcnow()))
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything added so far is written (tests, shutdown)."""
-        return self._idle.wait(timeout)
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:  # threads do not survive fork: one per process, started lazily
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._queue = queue_module.SimpleQueue()
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="hark-assigner")
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + self.linger
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue_module.Empty:
-                    break
-            for _try in range(2):  # a task deleted mid-batch fails its event's foreign key
-                try:
-                    with self.db.engine.begin() as conn:
-                        lifecycle.mark_assigned_many(conn, batch)
-                    break
-                except Exception as exc:  # the sweeper repairs rows left in `created`
-                    log.warning("could not mark %d tasks assigned: %s", len(batch), exc)
-            if self._queue.empty():
-                self._idle.set()
 
 
 def republish(db: Database, celery_app: Celery, task: Task) -> bool:
