@@ -59,6 +59,7 @@ class Endpoint:
             data=data,
             queue=dispatch.resolve_queue(settings.default_device, device, queue),
             priority=priority,
+            max_active=settings.max_active_tasks,
         )
         if defer:
             return jsonify({"task_id": str(task.id), "status": task.status}), status

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from core.dispatch import BrokerUnavailable
+from core.dispatch import BrokerUnavailable, TooManyActiveTasks
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ def register_errorhandlers(app: Flask) -> None:
         return error_response(503, "broker_unavailable",
                               "the task queue is unavailable; retry shortly",
                               headers={"Retry-After": "1"})
+
+    @app.errorhandler(TooManyActiveTasks)
+    def handle_active_cap(exc: TooManyActiveTasks):
+        return error_response(429, "too_many_active_tasks",
+                              f"this key already has {exc.limit} unfinished tasks; wait for "
+                              "some to finish", {"limit": exc.limit})
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)

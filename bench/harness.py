@@ -45,22 +45,30 @@ class Platform:
 
 
 @contextmanager
-def platform(log_dir: Path, **env: str) -> Iterator[Platform]:
-    """Create a database and a Redis namespace, migrate, build the app; clean up after."""
+def platform(log_dir: Path, *, pg_admin_url: str | None = None, redis_url: str | None = None,
+             **env: str) -> Iterator[Platform]:
+    """Create a database and a Redis namespace, migrate, build the app; clean up after.
+
+    ``pg_admin_url`` and ``redis_url`` point it at other servers than the shared ones
+    (fault scripts restart private instances); by default ``TEST_PG_ADMIN_URL`` and
+    ``BENCH_REDIS_URL``.
+    """
     from app import create_app
     from app.commands import upgrade_database
     from core.config import Settings
     from core.keys import create_key
 
+    admin_url = pg_admin_url or PG_ADMIN_URL
+    broker_url = redis_url or REDIS_URL
     name = f"hark_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    database_url = admin_url.rsplit("/", 1)[0] + "/" + name
     prefix = f"hark-bench-{uuid.uuid4().hex[:8]}:"
     log_dir.mkdir(parents=True, exist_ok=True)
     settings_env = {
         "DATABASE_URL": database_url,
-        "BROKER_URL": REDIS_URL,
+        "BROKER_URL": broker_url,
         "BROKER_KEY_PREFIX": prefix,
         "DATA_DIR": str(log_dir / "data"),
         "DIAGNOSTICS": "1",
@@ -88,10 +96,10 @@ def platform(log_dir: Path, **env: str) -> Iterator[Platform]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(broker_url)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

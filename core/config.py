@@ -64,6 +64,15 @@ class Settings:
     media_download_timeout: float = 120.0
     webhook_allow_private: bool = False
     metrics_public: bool = False
+    # Abuse limits per API key: requests per minute (0 = off) with a burst allowance,
+    # and how many tasks may be created/assigned/running at once (0 = no cap).
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 0
+    max_active_tasks: int = 0
+    # Retention: finished tasks (and their events) and stored media expire (0 = keep).
+    result_retention_days: float = 0.0
+    media_retention_hours: float = 0.0
+    retention_interval: float = 3600.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +103,12 @@ class Settings:
             media_download_timeout=_env_float("MEDIA_DOWNLOAD_TIMEOUT", 120.0),
             webhook_allow_private=_env_bool("WEBHOOK_ALLOW_PRIVATE"),
             metrics_public=_env_bool("METRICS_PUBLIC"),
+            rate_limit_per_minute=_env_int("RATE_LIMIT_PER_MINUTE", 0),
+            rate_limit_burst=_env_int("RATE_LIMIT_BURST", 0),
+            max_active_tasks=_env_int("MAX_ACTIVE_TASKS", 0),
+            result_retention_days=_env_float("RESULT_RETENTION_DAYS", 0.0),
+            media_retention_hours=_env_float("MEDIA_RETENTION_HOURS", 0.0),
+            retention_interval=_env_float("RETENTION_INTERVAL", 3600.0),
         )
         values.update(overrides)
         return cls(**values)

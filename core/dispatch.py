@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from celery import Celery
+from sqlalchemy import Connection
 
 from core import lifecycle
 from core.db import Database
@@ -28,8 +30,20 @@ MAX_PRIORITY = 9
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
-class BrokerUnavailable(Exception):
+class SubmissionRefused(Exception):
+    """The task was not created; nothing of it is left behind."""
+
+
+class BrokerUnavailable(SubmissionRefused):
     """The message broker could not take the task."""
+
+
+class TooManyActiveTasks(SubmissionRefused):
+    """The owner already has ``limit`` tasks created, assigned or running."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} active tasks per key")
+        self.limit = limit
 
 
 def resolve_queue(default_device: str, device: str | None = None, queue: str | None = None) -> str:
@@ -72,28 +86,46 @@ def submit(
     data: Any,
     queue: str,
     priority: int = 0,
+    max_active: int = 0,
 ) -> Task:
     """Create the task row, commit it, publish it, and mark it assigned.
 
-    If the broker refuses the message, the row is removed and :class:`BrokerUnavailable`
-    raised, so a refused submission leaves nothing behind to run later. If this process
-    dies between commit and publish, the sweeper publishes the ``created`` row. The row
-    reads ``assigned`` before the response goes out, so clients read their own writes.
+    With ``max_active`` set, an owner with that many active tasks is refused
+    (:class:`TooManyActiveTasks`) by the INSERT itself. If the broker refuses the message,
+    the row is removed and :class:`BrokerUnavailable` raised, so a refused submission
+    leaves nothing behind to run later. If this process dies between commit and publish,
+    the sweeper publishes the ``created`` row. The row reads ``assigned`` before the
+    response goes out, so clients read their own writes.
+
+    One pooled connection serves the whole submission. On PostgreSQL each step is a
+    single self-committing statement (autocommit: no BEGIN/COMMIT round trips).
     """
-    with db.engine.begin() as conn:
-        task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
-                                     priority=priority, queue=queue)
-    try:
-        publish(celery_app, task.id, queue, priority)
-    except Exception as exc:
-        log.warning("broker refused task %s: %s", task.id, exc)
-        with db.transaction() as session:
-            lifecycle.delete_task(session, task.id)
-        raise BrokerUnavailable(str(exc)) from exc
-    with db.engine.begin() as conn:
-        lifecycle.mark_assigned_many(conn, [(task.id, queue, utcnow())])
+    with db.engine.connect() as conn:
+        autocommit = conn.dialect.name == "postgresql"
+        if autocommit:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        with _step(conn, autocommit):
+            task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
+                                         priority=priority, queue=queue,
+                                         max_active=max_active)
+        if task is None:
+            raise TooManyActiveTasks(max_active)
+        try:
+            publish(celery_app, task.id, queue, priority)
+        except Exception as exc:
+            log.warning("broker refused task %s: %s", task.id, exc)
+            with _step(conn, autocommit):
+                lifecycle.delete_task(conn, task.id)
+            raise BrokerUnavailable(str(exc)) from exc
+        with _step(conn, autocommit):
+            lifecycle.mark_published(conn, task.id, queue, utcnow())
     task.status = TaskStatus.ASSIGNED.value  # it is on the queue
     return task
+
+
+def _step(conn: Connection, autocommit: bool) -> AbstractContextManager:
+    """A transaction around one step, unless each statement commits itself."""
+    return nullcontext() if autocommit else conn.begin()
 
 
 def republish(db: Database, celery_app: Celery, task: Task) -> bool:

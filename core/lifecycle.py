@@ -11,10 +11,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, literal, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from core.models import Task, TaskEvent, UTCDateTime, utcnow
+from core.models import Task, TaskCount, TaskEvent, UTCDateTime, utcnow
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 
 FINISHED_CHANNEL = "hark_task_finished"
@@ -46,50 +46,83 @@ def insert_task(
     data: Any,
     priority: int = 0,
     queue: str | None = None,
-) -> Task:
-    """The API's fast path for :func:`create_task`: the row and its first event as two
-    cached Core INSERTs (no ORM unit of work). Returns a detached :class:`Task`."""
+    max_active: int = 0,
+) -> Task | None:
+    """The API's fast path for :func:`create_task`: the row and its first event as
+    cached Core INSERTs (no ORM unit of work). Returns a detached :class:`Task`, or None
+    when ``max_active`` is set and the owner already has that many active tasks (read
+    from the trigger-kept counters inside the same statement: a soft cap, concurrent
+    submissions may pass it by a few)."""
     now = utcnow()
     values = dict(id=uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
                   status=TaskStatus.CREATED.value, priority=priority, queue=queue,
                   progress=0, retry_count=0, attempts=0, created_at=now, updated_at=now)
     details = {"endpoint": endpoint, "queue": queue}
     if conn.dialect.name == "postgresql":  # one round trip: the row and its event together
-        row = _TASKS.insert().values(values).returning(_TASKS.c.id).cte("new_task")
-        conn.execute(_EVENTS.insert().from_select(
+        source = select(*[literal(v, _TASKS.c[k].type) for k, v in values.items()])
+        if max_active:
+            source = source.where(active_count(owner) < max_active)
+        row = (_TASKS.insert().from_select(list(values), source)
+               .returning(_TASKS.c.id).cte("new_task"))
+        created = conn.execute(_EVENTS.insert().from_select(
             ["task_id", "type", "at", "details"],
             select(row.c.id, literal("created"), literal(now, UTCDateTime()),
-                   literal(details, _EVENTS.c.details.type))))
-    else:
-        conn.execute(_TASKS.insert(), values)
-        conn.execute(_EVENTS.insert(), {"task_id": values["id"], "type": "created", "at": now,
-                                        "details": details})
+                   literal(details, _EVENTS.c.details.type)))
+            .returning(_EVENTS.c.task_id)).first()
+        return Task(**values) if created else None
+    if max_active and conn.scalar(select(active_count(owner))) >= max_active:
+        return None
+    conn.execute(_TASKS.insert(), values)
+    conn.execute(_EVENTS.insert(), {"task_id": values["id"], "type": "created", "at": now,
+                                    "details": details})
     return Task(**values)
 
 
-def mark_assigned_many(conn: Connection,
-                       items: list[tuple[uuid.UUID, str, datetime]]) -> int:
-    """Tasks were published (``(id, queue, published_at)``): move those still ``created``
-    to ``assigned`` and put the hand-over in every existing task's trail, at its publish
-    time (a worker may have started it already). Returns how many changed status."""
+def mark_published(conn: Connection, task_id: uuid.UUID, queue: str,
+                   published_at: datetime) -> bool:
+    """The task's message is on ``queue``: move it from ``created`` to ``assigned`` and
+    put the hand-over in its trail at the publish time (a worker may have started it
+    already, so the trail entry is written whatever its status). On PostgreSQL this is
+    one statement. Returns whether the status changed."""
     now = utcnow()
-    by_queue: dict[str, list[uuid.UUID]] = {}
-    for task_id, queue, _at in items:
-        by_queue.setdefault(queue, []).append(task_id)
-    moved = 0
-    for queue, ids in by_queue.items():
-        stmt = (update(_TASKS)
-                .where(_TASKS.c.id.in_(ids), _TASKS.c.status == TaskStatus.CREATED.value)
-                .values(status=TaskStatus.ASSIGNED.value, queue=queue, assigned_at=now,
-                        updated_at=now))
-        moved += conn.execute(stmt).rowcount
-    existing = set(conn.execute(select(_TASKS.c.id).where(
-        _TASKS.c.id.in_([i for i, _q, _a in items]))).scalars())
-    events = [{"task_id": i, "type": "assigned", "at": at, "details": {"queue": q}}
-              for i, q, at in items if i in existing]
-    if events:
-        conn.execute(_EVENTS.insert(), events)
+    params = {"id": task_id, "queue": queue, "now": now, "at": published_at,
+              "details": {"queue": queue}}
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_MARK_PUBLISHED, params).scalar_one()
+    moved = conn.execute(
+        update(_TASKS)
+        .where(_TASKS.c.id == task_id, _TASKS.c.status == TaskStatus.CREATED.value)
+        .values(status=TaskStatus.ASSIGNED.value, queue=queue, assigned_at=now,
+                updated_at=now)).rowcount == 1
+    if conn.execute(select(_TASKS.c.id).where(_TASKS.c.id == task_id)).first():
+        conn.execute(_EVENTS.insert(), {"task_id": task_id, "type": "assigned",
+                                        "at": published_at, "details": params["details"]})
     return moved
+
+
+def active_count(owner: str):
+    """Scalar subquery: the owner's created, assigned and running tasks (from counters)."""
+    active = [TaskStatus.CREATED.value, TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value]
+    return (select(func.coalesce(func.sum(TaskCount.n), 0))
+            .where(TaskCount.owner == owner, TaskCount.status.in_(active))
+            .scalar_subquery())
+
+
+# The created -> assigned move and its trail entry in one round trip.
+_MARK_PUBLISHED = text("""
+    WITH moved AS (
+        UPDATE tasks SET status = 'assigned', queue = :queue, assigned_at = :now,
+                         updated_at = :now
+        WHERE id = :id AND status = 'created'
+        RETURNING id
+    ), logged AS (
+        INSERT INTO task_events (task_id, type, at, details)
+        SELECT id, 'assigned', :at, :details FROM tasks WHERE id = :id
+    )
+    SELECT count(*) > 0 FROM moved
+""").bindparams(
+    bindparam("id", type_=_TASKS.c.id.type), bindparam("now", type_=UTCDateTime()),
+    bindparam("at", type_=UTCDateTime()), bindparam("details", type_=_EVENTS.c.details.type))
 
 
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,
@@ -249,7 +282,7 @@ def reset_for_retry(session: Session, task: Task) -> Task:
     return moved
 
 
-def delete_task(session: Session, task_id: uuid.UUID) -> None:
+def delete_task(session: Session | Connection, task_id: uuid.UUID) -> None:
     session.execute(delete(Task).where(Task.id == task_id))
 
 

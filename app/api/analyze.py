@@ -10,7 +10,7 @@ from app.media_input import discard, read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_media import analyze_schema, upload_schema
-from core.dispatch import BrokerUnavailable
+from core.dispatch import SubmissionRefused
 from core.netguard import UnsafeURLError, check_url
 
 bp = Blueprint("analyze", __name__)
@@ -70,6 +70,6 @@ def analyze():
     data = {"media": media, "options": options, **callback}
     try:
         return analyze_endpoint.submit(data, **routing)
-    except BrokerUnavailable:
+    except SubmissionRefused:  # broker down, too many active tasks: keep no upload
         discard(media)
         raise

@@ -23,7 +23,7 @@ from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_collections import index_fields
 from app.schemas_media import analyze_schema, upload_schema
 from core import collections_store as store
-from core.dispatch import BrokerUnavailable
+from core.dispatch import SubmissionRefused
 
 bp = Blueprint("index", __name__)
 index_endpoint = Endpoint(
@@ -67,6 +67,6 @@ def index():
     data = {"media": media, "options": options, **target, **callback}
     try:
         return index_endpoint.submit(data, **routing)
-    except BrokerUnavailable:
+    except SubmissionRefused:  # broker down, too many active tasks: keep no upload
         discard(media)
         raise
