@@ -16,8 +16,8 @@ from sqlalchemy import Connection
 
 from core import lifecycle
 from core.db import Database
-from core.models import Task, utcnow
-from core.status import TaskStatus
+from core.models import Task
+from core.publisher import redis_publisher
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,21 @@ def broker_priority(priority: int, broker_url: str) -> int:
 
 
 def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 0) -> None:
-    """Send the execute message; the Celery task id is the platform task id."""
+    """Send the execute message; the Celery task id is the platform task id.
+
+    On Redis one LPUSH of the message ``send_task`` would write (:mod:`core.publisher`).
+    """
+    broker_pri = broker_priority(priority, celery_app.conf.broker_url or "")
+    publisher = redis_publisher(celery_app)
+    if publisher is not None:
+        publisher.publish(EXECUTE_TASK, str(task_id), [str(task_id)], queue, broker_pri)
+        return
     celery_app.send_task(
         EXECUTE_TASK,
         args=[str(task_id)],
         task_id=str(task_id),
         queue=queue,
-        priority=broker_priority(priority, celery_app.conf.broker_url or ""),
+        priority=broker_pri,
         retry=True,
         retry_policy=_PUBLISH_RETRY,
     )
@@ -88,17 +96,19 @@ def submit(
     priority: int = 0,
     max_active: int = 0,
 ) -> Task:
-    """Create the task row, commit it, publish it, and mark it assigned.
+    """Commit the task row, then publish its message.
 
-    With ``max_active`` set, an owner with that many active tasks is refused
-    (:class:`TooManyActiveTasks`) by the INSERT itself. If the broker refuses the message,
-    the row is removed and :class:`BrokerUnavailable` raised, so a refused submission
-    leaves nothing behind to run later. If this process dies between commit and publish,
-    the sweeper publishes the ``created`` row. The row reads ``assigned`` before the
-    response goes out, so clients read their own writes.
+    The row is written already ``assigned`` to ``queue`` (its trail reads ``created``,
+    ``assigned``), so clients read their own writes and the submission costs one SQL
+    statement and one broker write. With ``max_active`` set, an owner with that many
+    active tasks is refused (:class:`TooManyActiveTasks`) by that statement. If the
+    broker refuses the message, the row is removed and :class:`BrokerUnavailable`
+    raised: a refused submission leaves nothing behind to run later. If this process
+    dies between the commit and the publish, the sweeper re-publishes the row after
+    ``ASSIGNED_GRACE``, as it does for any message the broker lost.
 
-    One pooled connection serves the whole submission. On PostgreSQL each step is a
-    single self-committing statement (autocommit: no BEGIN/COMMIT round trips).
+    On PostgreSQL the statements run in autocommit on one pooled connection (no
+    BEGIN/COMMIT round trips); SQLite wraps each step in a transaction.
     """
     with db.engine.connect() as conn:
         autocommit = conn.dialect.name == "postgresql"
@@ -107,7 +117,7 @@ def submit(
         with _step(conn, autocommit):
             task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
                                          priority=priority, queue=queue,
-                                         max_active=max_active)
+                                         max_active=max_active, assigned=True)
         if task is None:
             raise TooManyActiveTasks(max_active)
         try:
@@ -117,9 +127,6 @@ def submit(
             with _step(conn, autocommit):
                 lifecycle.delete_task(conn, task.id)
             raise BrokerUnavailable(str(exc)) from exc
-        with _step(conn, autocommit):
-            lifecycle.mark_published(conn, task.id, queue, utcnow())
-    task.status = TaskStatus.ASSIGNED.value  # it is on the queue
     return task
 
 

@@ -7,6 +7,7 @@ Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit)
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -47,82 +48,69 @@ def insert_task(
     priority: int = 0,
     queue: str | None = None,
     max_active: int = 0,
+    assigned: bool = False,
 ) -> Task | None:
-    """The API's fast path for :func:`create_task`: the row and its first event as
-    cached Core INSERTs (no ORM unit of work). Returns a detached :class:`Task`, or None
-    when ``max_active`` is set and the owner already has that many active tasks (read
-    from the trigger-kept counters inside the same statement: a soft cap, concurrent
-    submissions may pass it by a few)."""
+    """The API's fast path for :func:`create_task`: the row and its trail as cached Core
+    INSERTs (no ORM unit of work; one statement on PostgreSQL). Returns a detached
+    :class:`Task`, or None when ``max_active`` is set and the owner already has that many
+    active tasks (read from the trigger-kept counters inside the same statement: a soft
+    cap, concurrent submissions may pass it by a few).
+
+    ``assigned``: the row is written already ``assigned`` to ``queue``, its trail
+    ``created`` then ``assigned``: the caller publishes its message next (see
+    :func:`core.dispatch.submit`)."""
     now = utcnow()
+    status = TaskStatus.ASSIGNED if assigned else TaskStatus.CREATED
     values = dict(id=uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
-                  status=TaskStatus.CREATED.value, priority=priority, queue=queue,
-                  progress=0, retry_count=0, attempts=0, created_at=now, updated_at=now)
+                  status=status.value, priority=priority, queue=queue, progress=0,
+                  retry_count=0, attempts=0, created_at=now, updated_at=now,
+                  assigned_at=now if assigned else None)
     details = {"endpoint": endpoint, "queue": queue}
-    if conn.dialect.name == "postgresql":  # one round trip: the row and its event together
-        source = select(*[literal(v, _TASKS.c[k].type) for k, v in values.items()])
-        if max_active:
-            source = source.where(active_count(owner) < max_active)
-        row = (_TASKS.insert().from_select(list(values), source)
-               .returning(_TASKS.c.id).cte("new_task"))
-        created = conn.execute(_EVENTS.insert().from_select(
-            ["task_id", "type", "at", "details"],
-            select(row.c.id, literal("created"), literal(now, UTCDateTime()),
-                   literal(details, _EVENTS.c.details.type)))
-            .returning(_EVENTS.c.task_id)).first()
+    if conn.dialect.name == "postgresql":
+        params = dict(values, at=now, details=details, max_active=max_active,
+                      assigned_details={"queue": queue})
+        created = conn.execute(_insert_statement(bool(max_active), assigned), params).first()
         return Task(**values) if created else None
     if max_active and conn.scalar(select(active_count(owner))) >= max_active:
         return None
     conn.execute(_TASKS.insert(), values)
-    conn.execute(_EVENTS.insert(), {"task_id": values["id"], "type": "created", "at": now,
-                                    "details": details})
+    events = [{"task_id": values["id"], "type": "created", "at": now, "details": details}]
+    if assigned:
+        events.append({"task_id": values["id"], "type": "assigned", "at": now,
+                       "details": {"queue": queue}})
+    conn.execute(_EVENTS.insert(), events)
     return Task(**values)
 
 
-def mark_published(conn: Connection, task_id: uuid.UUID, queue: str,
-                   published_at: datetime) -> bool:
-    """The task's message is on ``queue``: move it from ``created`` to ``assigned`` and
-    put the hand-over in its trail at the publish time (a worker may have started it
-    already, so the trail entry is written whatever its status). On PostgreSQL this is
-    one statement. Returns whether the status changed."""
-    now = utcnow()
-    params = {"id": task_id, "queue": queue, "now": now, "at": published_at,
-              "details": {"queue": queue}}
-    if conn.dialect.name == "postgresql":
-        return conn.execute(_MARK_PUBLISHED, params).scalar_one()
-    moved = conn.execute(
-        update(_TASKS)
-        .where(_TASKS.c.id == task_id, _TASKS.c.status == TaskStatus.CREATED.value)
-        .values(status=TaskStatus.ASSIGNED.value, queue=queue, assigned_at=now,
-                updated_at=now)).rowcount == 1
-    if conn.execute(select(_TASKS.c.id).where(_TASKS.c.id == task_id)).first():
-        conn.execute(_EVENTS.insert(), {"task_id": task_id, "type": "assigned",
-                                        "at": published_at, "details": params["details"]})
-    return moved
+_INSERTED = ("id", "owner", "endpoint", "data", "status", "priority", "queue", "progress",
+             "retry_count", "attempts", "created_at", "updated_at", "assigned_at")
 
 
-def active_count(owner: str):
+@functools.cache
+def _insert_statement(capped: bool, assigned: bool):
+    """INSERT of the row (refused by the cap when ``capped``) and its trail, built once:
+    only the parameters change per call."""
+    source = select(*[bindparam(name, type_=_TASKS.c[name].type) for name in _INSERTED])
+    if capped:
+        source = source.where(active_count(bindparam("owner")) < bindparam("max_active"))
+    row = _TASKS.insert().from_select(list(_INSERTED), source).returning(_TASKS.c.id)
+    row = row.cte("new_task")
+    at = bindparam("at", type_=UTCDateTime())
+    json_type = _EVENTS.c.details.type
+    trail = select(row.c.id, literal("created"), at, bindparam("details", type_=json_type))
+    if assigned:
+        trail = trail.union_all(select(row.c.id, literal("assigned"), at,
+                                       bindparam("assigned_details", type_=json_type)))
+    return (_EVENTS.insert().from_select(["task_id", "type", "at", "details"], trail)
+            .returning(_EVENTS.c.task_id))
+
+
+def active_count(owner: Any):
     """Scalar subquery: the owner's created, assigned and running tasks (from counters)."""
     active = [TaskStatus.CREATED.value, TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value]
     return (select(func.coalesce(func.sum(TaskCount.n), 0))
             .where(TaskCount.owner == owner, TaskCount.status.in_(active))
             .scalar_subquery())
-
-
-# The created -> assigned move and its trail entry in one round trip.
-_MARK_PUBLISHED = text("""
-    WITH moved AS (
-        UPDATE tasks SET status = 'assigned', queue = :queue, assigned_at = :now,
-                         updated_at = :now
-        WHERE id = :id AND status = 'created'
-        RETURNING id
-    ), logged AS (
-        INSERT INTO task_events (task_id, type, at, details)
-        SELECT id, 'assigned', :at, :details FROM tasks WHERE id = :id
-    )
-    SELECT count(*) > 0 FROM moved
-""").bindparams(
-    bindparam("id", type_=_TASKS.c.id.type), bindparam("now", type_=UTCDateTime()),
-    bindparam("at", type_=UTCDateTime()), bindparam("details", type_=_EVENTS.c.details.type))
 
 
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,

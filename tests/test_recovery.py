@@ -85,6 +85,32 @@ def test_assigned_task_whose_message_was_lost_is_recovered(app, db, settings, wo
     wait_for(lambda: _row(db, task.id).status == "completed", message="recovery")
 
 
+def test_submission_that_died_before_publishing_is_recovered(app, db, settings, worker,
+                                                           monkeypatch):
+    celery = app.extensions["hark"]["celery"]
+
+    class Died(BaseException):  # the process ends here: nothing of submit() runs after
+        pass
+
+    def die(*_args, **_kwargs):
+        raise Died
+
+    monkeypatch.setattr(dispatch, "publish", die)
+    try:
+        dispatch.submit(db, celery, owner="alice", endpoint=SLEEP, data={"seconds": 0},
+                        queue="cpu")
+    except Died:
+        pass
+    monkeypatch.undo()
+    with db.session() as s:
+        task = s.query(Task).filter_by(owner="alice").one()
+    assert task.status == "assigned"  # committed, its message never sent
+    _age(db, task.id, 60)
+    report = sweeper.sweep(db, celery, settings)
+    assert report.not_finished == 1
+    wait_for(lambda: _row(db, task.id).status == "completed", message="recovery")
+
+
 def test_killed_worker_child_task_is_rerun_once(app, client, auth, settings_env, log_dir, db,
                                                 settings):
     """kill -9 the pool process running a task: it ends completed exactly once."""

@@ -1,0 +1,63 @@
+"""The one-LPUSH publisher writes what ``send_task`` writes, and workers run it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import redis
+
+from core import dispatch
+from core.publisher import redis_publisher
+from workers.celery_app import make_celery
+
+# Fields that differ between any two publishes, or that we set on purpose.
+_VOLATILE = {("properties", "delivery_tag"), ("properties", "reply_to"),
+             ("headers", "ignore_result")}
+
+
+def _raw(settings, key: str) -> dict:
+    client = redis.Redis.from_url(settings.broker_url)
+    payload = client.rpop(settings.broker_key_prefix + key)
+    assert payload is not None, f"nothing on {key}"
+    return json.loads(payload)
+
+
+def _without_volatile(message: dict) -> dict:
+    message = json.loads(json.dumps(message))
+    for section, field in _VOLATILE:
+        message[section].pop(field, None)
+    return message
+
+
+@pytest.mark.parametrize("priority", [0, 4, 9])
+def test_same_message_as_send_task(settings, priority):
+    app = make_celery(settings, with_tasks=False)
+    task_id = str(uuid.uuid4())
+    broker_pri = dispatch.broker_priority(priority, settings.broker_url)
+    queue = f"publisher-test-{uuid.uuid4().hex[:6]}"
+    app.send_task(dispatch.EXECUTE_TASK, args=[task_id], task_id=task_id, queue=queue,
+                  priority=broker_pri)
+    publisher = redis_publisher(app)
+    assert publisher is not None
+    publisher.publish(dispatch.EXECUTE_TASK, task_id, [task_id], queue, broker_pri)
+    suffix = f":{broker_pri}" if broker_pri else ""
+    by_celery, by_us = _raw(settings, queue + suffix), _raw(settings, queue + suffix)
+    assert _without_volatile(by_us) == _without_volatile(by_celery)
+    assert by_us["headers"]["ignore_result"] is True
+
+
+def test_other_brokers_use_send_task(settings):
+    from dataclasses import replace
+
+    app = make_celery(replace(settings, broker_url="amqp://guest@127.0.0.1//"),
+                      with_tasks=False)
+    assert redis_publisher(app) is None
+
+
+def test_published_task_runs_on_a_worker(app, auth, worker):
+    client = app.test_client()
+    response = client.post("/diagnostics/sleep", json={"seconds": 0}, headers=auth)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "completed"
