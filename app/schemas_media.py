@@ -6,6 +6,8 @@ and are parsed leniently by the same schema built with ``strict=False``.
 
 from __future__ import annotations
 
+import functools
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.schemas import QUEUE_NAME, StrictBoolean
@@ -49,7 +51,19 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
 
 
 def analyze_schema(strict: bool, with_media: bool, extra: dict | None = None) -> Schema:
-    """The /analyze (or /index, with ``extra`` fields) request schema."""
+    """The /analyze (or /index, with ``extra`` fields) request schema; the /analyze one
+    is built once per variant (building a schema class costs more than loading a body)."""
+    if extra is None:
+        return _analyze_schema(strict, with_media)
+    return _build_schema(strict, with_media, extra)
+
+
+@functools.cache
+def _analyze_schema(strict: bool, with_media: bool) -> Schema:
+    return _build_schema(strict, with_media, None)
+
+
+def _build_schema(strict: bool, with_media: bool, extra: dict | None) -> Schema:
     declared = analyze_fields(strict) | (extra or {})
     if with_media:
         declared["media"] = fields.Nested(MediaSchema, required=True)

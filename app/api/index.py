@@ -8,6 +8,7 @@ and again by the worker in the transaction that stores the segments.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from flask import Blueprint
@@ -35,6 +36,7 @@ index_endpoint = Endpoint(
 TARGET = ("collection", "media_id", "reindex_if_exists")
 
 
+@functools.cache  # built once per variant, like the /analyze schema
 def index_schema(strict: bool, with_media: bool):
     return analyze_schema(strict, with_media, extra=index_fields(strict))
 

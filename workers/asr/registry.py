@@ -21,6 +21,7 @@ built-ins of the same name. A converted file is reused until deleted from ``MODE
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import json
 import os
@@ -46,6 +47,7 @@ class ModelSource:
     config_json: Path | None = None
 
 
+@functools.cache  # installed packages do not change under a running process
 def _package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
