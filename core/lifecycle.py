@@ -12,10 +12,22 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from core.models import Task, TaskCount, TaskEvent, UTCDateTime, utcnow
+from core.models_webhooks import Webhook
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 
 FINISHED_CHANNEL = "hark_task_finished"
@@ -113,6 +125,12 @@ def active_count(owner: Any):
             .scalar_subquery())
 
 
+# Whether the task's owner has an enabled webhook subscription.
+_SUBSCRIBED = (select(Webhook.id)
+               .where(Webhook.owner == Task.owner, Webhook.enabled.is_(True))
+               .exists().label("subscribed"))
+
+
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,
            at: datetime | None = None) -> None:
     """Append a step to the task's audit trail (``GET /tasks/<id>/events``)."""
@@ -128,27 +146,36 @@ def _move(
     attempt: int | None = None,
     event: str | None = None,
     details: Any = None,
+    notify: bool = False,
     **values: Any,
 ) -> Task | None:
     """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
 
     ``attempt`` fences a worker's writes: only the run that claimed attempt N may finish
     it, so a worker cut off from the network cannot complete a task re-run elsewhere.
+    The same statement tells whether the owner has webhooks (``task.subscribed``, so
+    workers skip the lookup when nobody listens) and, with ``notify``, wakes API
+    requests waiting on the task (PostgreSQL ``NOTIFY``, delivered on commit).
     """
     sources = only_from if only_from is not None else sources_for(target)
     now = utcnow()
     conditions = [Task.id == task_id, Task.status.in_(sources)]
     if attempt is not None:
         conditions.append(Task.attempts == attempt)
+    extra = [_SUBSCRIBED]
+    if notify and session.get_bind().dialect.name == "postgresql":
+        extra.append(func.pg_notify(FINISHED_CHANNEL, cast(Task.id, String)))
     stmt = (
         update(Task)
         .where(*conditions)
         .values(status=target.value, updated_at=now, **values)
-        .returning(Task)
+        .returning(Task, *extra)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    task = session.execute(stmt).scalar_one_or_none()
+    row = session.execute(stmt).first()
+    task = row[0] if row is not None else None
     if task is not None:
+        task.subscribed = bool(row[1])
         if callable(details):
             details = details(task)
         record(session, task_id, event or target.value, details, at=now)
@@ -221,8 +248,9 @@ def complete(session: Session, task_id: uuid.UUID, result: Any,
         error=None,
         progress=100,
         completed_at=utcnow(),
+        notify=True,
     )
-    if task is not None:
+    if task is not None and not _can_notify_inline(session):
         notify_finished(session, task_id)
     return task
 
@@ -231,8 +259,8 @@ def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any],
          attempt: int | None = None) -> Task | None:
     """Record a failure with its details (``{"type", "message"}``)."""
     task = _move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
-                 details=error, completed_at=utcnow())
-    if task is not None:
+                 details=error, completed_at=utcnow(), notify=True)
+    if task is not None and not _can_notify_inline(session):
         notify_finished(session, task_id)
     return task
 
@@ -292,6 +320,10 @@ def pending_since(session: Session, status: TaskStatus, before: datetime, limit:
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def _can_notify_inline(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def notify_finished(session: Session, task_id: uuid.UUID) -> None:

@@ -66,6 +66,8 @@ class Task(Base):
     """One request to an analysis endpoint, from submission to result."""
 
     __tablename__ = "tasks"
+    # Not a column: set by status moves that read it (has the owner webhooks?).
+    subscribed = None
 
     # Internal, monotonic: orders listings (newest first) and drives cursor paging.
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)

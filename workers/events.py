@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,24 @@ DELIVER_TASK = "hark.webhooks.deliver"
 RECOVER_TASK = "hark.webhooks.recover"
 
 
-def emit(task_id: uuid.UUID, event: str) -> None:
-    """Announce ``event`` for ``task_id`` to whoever subscribed (see webhooks)."""
+def emit(task_id: uuid.UUID, event: str, *, subscribed: bool | None = None,
+         data: Any = None) -> None:
+    """Announce ``event`` for ``task_id`` to whoever subscribed (see webhooks).
+
+    ``subscribed=False`` (the owner has no webhooks, as read by the status move) with
+    ``data`` holding no one-off callback for ``event`` skips the database lookup."""
+    if subscribed is False and not _wants_callback(data, event):
+        return
     try:
         _deliver(task_id, event)
     except Exception:  # never let notification failures touch the task
         log.exception("could not emit %s for task %s", event, task_id)
+
+
+def _wants_callback(data: Any, event: str) -> bool:
+    from workers.webhooks import callback_url
+
+    return callback_url(data, event) is not None
 
 
 def _deliver(task_id: uuid.UUID, event: str) -> None:

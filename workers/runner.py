@@ -84,7 +84,7 @@ def _execute_claimed(db: Database, task, *, worker: str, device: str, torch_devi
                      settings: Settings) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
-    events.emit(task_uuid, events.STARTED)
+    events.emit(task_uuid, events.STARTED, subscribed=task.subscribed, data=task.data)
     presence = context.presence()
     if presence is not None:
         presence.task_started(task_uuid)
@@ -126,7 +126,8 @@ def _run(db: Database, task, *, worker: str, torch_device: str, settings: Settin
                 failed = lifecycle.fail(session, task_uuid, describe_error(exc), attempt)
             if failed is None:
                 return "cancelled"
-            events.emit(task_uuid, events.FAILED)
+            events.emit(task_uuid, events.FAILED, subscribed=failed.subscribed,
+                        data=failed.data)
             return "failed"
     with db.transaction() as session:
         done = lifecycle.complete(session, task_uuid, result, attempt)
@@ -134,5 +135,5 @@ def _run(db: Database, task, *, worker: str, torch_device: str, settings: Settin
         log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
         return "cancelled"
     log.info("task %s completed", task_uuid)
-    events.emit(task_uuid, events.COMPLETED)
+    events.emit(task_uuid, events.COMPLETED, subscribed=done.subscribed, data=done.data)
     return "completed"
