@@ -147,9 +147,14 @@ def _move(
     event: str | None = None,
     details: Any = None,
     notify: bool = False,
+    detached: bool = False,
     **values: Any,
 ) -> Task | None:
     """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
+
+    ``detached`` (the workers' hot path): on PostgreSQL the move, its trail entry and the
+    notify are one Core statement and the row comes back as a detached :class:`Task`
+    (an instance already in ``session`` is not refreshed).
 
     ``attempt`` fences a worker's writes: only the run that claimed attempt N may finish
     it, so a worker cut off from the network cannot complete a task re-run elsewhere.
@@ -162,6 +167,9 @@ def _move(
     conditions = [Task.id == task_id, Task.status.in_(sources)]
     if attempt is not None:
         conditions.append(Task.attempts == attempt)
+    if detached and session.get_bind().dialect.name == "postgresql":
+        return _move_in_one_statement(session, conditions, target, now, event, details,
+                                      notify, values)
     extra = [_SUBSCRIBED]
     if notify and session.get_bind().dialect.name == "postgresql":
         extra.append(func.pg_notify(FINISHED_CHANNEL, cast(Task.id, String)))
@@ -179,6 +187,34 @@ def _move(
         if callable(details):
             details = details(task)
         record(session, task_id, event or target.value, details, at=now)
+    return task
+
+
+def _move_in_one_statement(session: Session, conditions: list, target: TaskStatus,
+                           now: datetime, event: str | None, details: Any, notify: bool,
+                           values: dict[str, Any]) -> Task | None:
+    """``UPDATE ... RETURNING`` with the trail INSERT in a CTE: one round trip."""
+    moved = (update(_TASKS).where(*conditions)
+             .values(status=target.value, updated_at=now, **values)
+             .returning(*_TASKS.c, _SUBSCRIBED).cte("moved"))
+    json_type = _EVENTS.c.details.type
+    if callable(details):  # claim: the details name the attempt the UPDATE counted
+        trail_details = literal(details(None), json_type).op("||")(
+            func.jsonb_build_object("attempt", moved.c.attempts))
+    else:
+        trail_details = literal(details, json_type)
+    logged = _EVENTS.insert().from_select(
+        ["task_id", "type", "at", "details"],
+        select(moved.c.id, literal(event or target.value), literal(now, UTCDateTime()),
+               trail_details)).cte("logged")
+    columns = [moved.c[c.name] for c in _TASKS.c] + [moved.c.subscribed]
+    if notify:
+        columns.append(func.pg_notify(FINISHED_CHANNEL, cast(moved.c.id, String)))
+    row = session.execute(select(*columns).add_cte(logged)).first()
+    if row is None:
+        return None
+    task = Task(**{c.name: row[i] for i, c in enumerate(_TASKS.c)})
+    task.subscribed = bool(row[len(_TASKS.c)])
     return task
 
 
@@ -203,7 +239,9 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
         task_id,
         TaskStatus.RUNNING,
         event="started",
-        details=lambda t: {"worker": worker, "device": device, "attempt": t.attempts},
+        details=lambda t: {"worker": worker, "device": device}
+        | ({"attempt": t.attempts} if t is not None else {}),
+        detached=True,
         worker=worker,
         device=device,
         started_at=now,
@@ -249,6 +287,7 @@ def complete(session: Session, task_id: uuid.UUID, result: Any,
         progress=100,
         completed_at=utcnow(),
         notify=True,
+        detached=True,
     )
     if task is not None and not _can_notify_inline(session):
         notify_finished(session, task_id)
@@ -259,7 +298,7 @@ def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any],
          attempt: int | None = None) -> Task | None:
     """Record a failure with its details (``{"type", "message"}``)."""
     task = _move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
-                 details=error, completed_at=utcnow(), notify=True)
+                 details=error, completed_at=utcnow(), notify=True, detached=True)
     if task is not None and not _can_notify_inline(session):
         notify_finished(session, task_id)
     return task
