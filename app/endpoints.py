@@ -65,8 +65,14 @@ class Endpoint:
             return jsonify({"task_id": str(task.id), "status": task.status}), status
         timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
                       settings.max_sync_timeout)
-        finished = waiter.wait(str(task.id), timeout, lambda: _is_finished(task.id))
-        current = _load(task.id)
+        seen: list[Task | None] = []  # the last read of the row, reused for the answer
+
+        def is_finished() -> bool:
+            seen[:] = [_load(task.id)]
+            return seen[0] is None or seen[0].status in FINISHED
+
+        finished = waiter.wait(str(task.id), timeout, is_finished)
+        current = seen[0] if seen else _load(task.id)
         if current is None:  # deleted while we waited
             raise APIError(404, "not_found", "task was deleted before it finished")
         if not finished:
@@ -85,11 +91,6 @@ class Endpoint:
                 raise APIError(400, "defer_not_allowed", f"{self.path} cannot be deferred")
             return False
         return bool(requested)
-
-
-def _is_finished(task_id: uuid.UUID) -> bool:
-    task = _load(task_id)
-    return task is None or task.status in FINISHED
 
 
 def _load(task_id: uuid.UUID) -> Task | None:
