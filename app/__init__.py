@@ -34,12 +34,14 @@ def register_extensions(app: Flask) -> None:
     from app.auth import init_auth
     from app.extensions import init_extensions
     from app.metrics import init_metrics
+    from app.ratelimit import init_ratelimit
 
     settings: Settings = app.config["HARK"]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     init_extensions(app, settings)
     init_auth(app)
     init_metrics(app)
+    init_ratelimit(app)  # after the metrics timer starts, so 429s are observed too
 
 
 def register_blueprints(app: Flask) -> None:
