@@ -1,4 +1,4 @@
-"""``flask --app app ...`` commands: database migrations and API keys."""
+"""``flask --app app ...`` commands: database migrations, API keys and retention."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from core.models import ApiKey, utcnow
 ROOT = Path(__file__).resolve().parent.parent
 db_cli = AppGroup("db", help="Database migrations.")
 keys_cli = AppGroup("keys", help="API keys.")
+retention_cli = AppGroup("retention", help="Expiry of old results and media.")
 
 
 def upgrade_database(url: str) -> None:
@@ -76,6 +77,22 @@ def keys_revoke(key_id: str) -> None:
     click.echo("revoked")
 
 
+@retention_cli.command("purge")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Rows deleted per transaction.")
+def retention_purge(batch_size: int) -> None:
+    """Delete what RESULT_RETENTION_DAYS and MEDIA_RETENTION_HOURS let expire, now."""
+    from workers.retention import enabled, purge_expired
+
+    settings = current_app.config["HARK"]
+    if not enabled(settings):
+        raise click.ClickException(
+            "no retention configured: set RESULT_RETENTION_DAYS or MEDIA_RETENTION_HOURS")
+    counts = purge_expired(db, settings, batch_size=batch_size)
+    click.echo(f"deleted {counts['tasks']} tasks and {counts['media']} media")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(retention_cli)

@@ -18,6 +18,8 @@ from celery.signals import (
 from core.config import Settings
 from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
 from workers.events import RECOVER_TASK, WEBHOOKS_QUEUE
+from workers.retention import RETENTION_TASK
+from workers.retention import enabled as retention_enabled
 
 
 def celery_config(settings: Settings) -> dict:
@@ -43,19 +45,7 @@ def celery_config(settings: Settings) -> dict:
         broker_connection_timeout=3,
         broker_pool_limit=20,
         worker_hijack_root_logger=False,
-        beat_schedule={
-            "sweep": {
-                "task": SWEEP_TASK,
-                "schedule": settings.sweep_interval,
-                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
-            },
-            # Re-sends webhook deliveries a crashed worker or a lost message left behind.
-            "webhooks-recover": {
-                "task": RECOVER_TASK,
-                "schedule": 30.0,
-                "options": {"queue": WEBHOOKS_QUEUE, "expires": 30.0},
-            },
-        },
+        beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
     if url.startswith("filesystem"):
@@ -89,6 +79,31 @@ def celery_config(settings: Settings) -> dict:
         conf["task_queue_max_priority"] = 10
         conf["task_default_priority"] = 0
     return conf
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """What Celery beat sends, and to which queue."""
+    schedule = {
+        "sweep": {
+            "task": SWEEP_TASK,
+            "schedule": settings.sweep_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
+        },
+        # Re-sends webhook deliveries a crashed worker or a lost message left behind.
+        "webhooks-recover": {
+            "task": RECOVER_TASK,
+            "schedule": 30.0,
+            "options": {"queue": WEBHOOKS_QUEUE, "expires": 30.0},
+        },
+    }
+    # Deletes expired results and media; only when RESULT_ or MEDIA_RETENTION is set.
+    if retention_enabled(settings):
+        schedule["retention"] = {
+            "task": RETENTION_TASK,
+            "schedule": settings.retention_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.retention_interval},
+        }
+    return schedule
 
 
 def make_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:

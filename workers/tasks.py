@@ -7,7 +7,8 @@ from dataclasses import asdict
 from celery import current_app, shared_task
 
 from core.dispatch import EXECUTE_TASK, SWEEP_TASK
-from workers import context, runner, sweeper
+from workers import context, retention, runner, sweeper
+from workers.retention import RETENTION_TASK
 
 
 @shared_task(name=EXECUTE_TASK, bind=True, ignore_result=True)
@@ -27,3 +28,9 @@ def execute_task(self, task_id: str) -> str:
 def sweep_task() -> dict:
     """Repair lost publishes and dead workers' tasks."""
     return asdict(sweeper.sweep(context.database(), current_app, context.settings()))
+
+
+@shared_task(name=RETENTION_TASK, ignore_result=True)
+def retention_task() -> dict:
+    """Delete expired finished tasks and stored media (see :mod:`workers.retention`)."""
+    return retention.purge_expired(context.database(), context.settings())
