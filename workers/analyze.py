@@ -8,24 +8,21 @@ from typing import Any
 
 from workers import context
 from workers.media import fetch_media
-from workers.runner import PipelineError, TaskContext
+from workers.runner import TaskContext
 
 
 def transcribe_media(ctx: TaskContext, progress_scale: float = 1.0) -> dict[str, Any]:
-    """Fetch the task's media and transcribe it with the task's options."""
-    from workers.asr.audio import probe_duration
+    """Fetch the task's media and transcribe it with the task's options. Media longer
+    than ``MAX_MEDIA_SECONDS`` fails the task (checked while decoding: no extra probe)."""
     from workers.asr.transcribe import run_transcription
 
     settings = context.settings()
     with tempfile.TemporaryDirectory(prefix="hark-task-") as folder:
         path = fetch_media(context.database(), ctx.data["media"], Path(folder), settings)
-        duration = probe_duration(str(path))
-        if duration is not None and duration > settings.max_media_seconds:
-            raise PipelineError(f"media lasts {duration:.0f} s; the limit is "
-                                f"{settings.max_media_seconds:.0f} s")
         ctx.check_cancelled()
         return run_transcription(str(path), dict(ctx.data.get("options") or {}), ctx.device,
-                                 progress=lambda pct: ctx.progress(pct * progress_scale))
+                                 progress=lambda pct: ctx.progress(pct * progress_scale),
+                                 max_seconds=settings.max_media_seconds)
 
 
 def run_analyze_task(ctx: TaskContext) -> dict[str, Any]:

@@ -71,3 +71,32 @@ def test_errors_are_clear(tmp_path, clips):
 def test_url_like_paths_stay_local(tmp_path):
     with pytest.raises(MediaDecodeError, match="not found"):
         decode_audio("http://127.0.0.1:9/x.mp3")
+
+
+def test_decoding_stops_past_the_length_limit(clips):
+    from workers.asr.audio import MediaTooLong
+
+    seconds = len(decode_audio(str(clips["weather"]))) / 16000
+    with pytest.raises(MediaTooLong, match="the limit is 1 s"):
+        decode_audio(str(clips["weather"]), max_seconds=1.0)
+    allowed = decode_audio(str(clips["weather"]), max_seconds=seconds + 5)
+    assert abs(len(allowed) / 16000 - seconds) < 0.01
+
+
+def test_worker_refuses_media_over_max_media_seconds(clips, monkeypatch):
+    """URL media is only measured by the worker: the decode stops and the task fails."""
+    import uuid
+    from dataclasses import replace
+
+    from core.config import Settings
+    from workers import analyze, context
+    from workers.asr.audio import MediaTooLong
+    from workers.runner import TaskContext
+
+    monkeypatch.setattr(context, "settings", lambda: replace(Settings(), max_media_seconds=1.0))
+    monkeypatch.setattr(context, "database", lambda: None)
+    monkeypatch.setattr(analyze, "fetch_media", lambda *_args: clips["weather"])
+    ctx = TaskContext(task_id=uuid.uuid4(), endpoint="/analyze", owner="o", device="cpu",
+                      worker="w", data={"media": {"url": "http://example.com/a.wav"}})
+    with pytest.raises(MediaTooLong, match="the limit is 1 s"):
+        analyze.transcribe_media(ctx)

@@ -26,6 +26,10 @@ class MediaDecodeError(ValueError):
     """The input is not decodable media (message is safe to show to users)."""
 
 
+class MediaTooLong(ValueError):
+    """The audio lasts longer than the operator allows (``MAX_MEDIA_SECONDS``)."""
+
+
 @functools.lru_cache(maxsize=1)
 def ffmpeg_binary() -> str:
     """System ffmpeg on PATH, else the binary bundled with imageio-ffmpeg."""
@@ -89,17 +93,21 @@ def _explain(stderr: str, url: str) -> str:
 
 
 def decode_audio(
-    path: str, sample_rate: int = SAMPLE_RATE, timeout: float | None = None
+    path: str, sample_rate: int = SAMPLE_RATE, timeout: float | None = None,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of ``path`` to mono float32 in [-1, 1] at ``sample_rate``.
 
-    Raises :class:`MediaDecodeError` for missing, empty, non-media or audio-less input.
+    Raises :class:`MediaDecodeError` for missing, empty, non-media or audio-less input, and
+    :class:`MediaTooLong` for audio longer than ``max_seconds`` (ffmpeg stops decoding just
+    past the limit, so a long file costs no more than an allowed one, and no probe runs).
     """
     url = _check_file(path)
+    limit = ["-t", f"{max_seconds + 1:g}"] if max_seconds else []
     cmd = [
         ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error",
         "-protocol_whitelist", "file", "-i", url,
-        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-map", "0:a:0", "-vn", "-sn", "-dn", *limit,
         "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(sample_rate), "-",
     ]  # fmt: skip
     try:
@@ -116,6 +124,9 @@ def decode_audio(
     usable = len(proc.stdout) - len(proc.stdout) % 2
     if usable == 0:
         raise MediaDecodeError("could not decode media: no audio samples decoded")
+    if max_seconds and usable / 2 > max_seconds * sample_rate:
+        raise MediaTooLong(f"media lasts more than {max_seconds:.0f} s; the limit is "
+                           f"{max_seconds:.0f} s")
     pcm = np.frombuffer(proc.stdout[:usable], dtype="<i2")
     return pcm.astype(np.float32) / 32768.0
 

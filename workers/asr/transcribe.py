@@ -267,8 +267,11 @@ def run_transcription(
     options: dict,
     device: str = "auto",
     progress: Callable[[int], None] | None = None,
+    max_seconds: float | None = None,
 ) -> dict:
     """Decode ``media_path`` and transcribe it; the function the Celery task calls.
+
+    ``max_seconds``: refuse longer audio (:class:`~workers.asr.audio.MediaTooLong`).
 
     ``options``: ``model`` (default ``DEFAULT_MODEL``), ``language`` (None = detect),
     ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int).
@@ -285,7 +288,7 @@ def run_transcription(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     model = get_model(options.get("model") or DEFAULT_MODEL, device)
     check_compatible(model, language, task)
-    audio = decode_audio(media_path)
+    audio = decode_audio(media_path, max_seconds=max_seconds)
     return transcribe(
         model,
         audio,
