@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-SCRIPTS = ["bench.submit_path", "bench.whisper_platform", "bench.search_bench"]
+SCRIPTS = ["bench.submit_path", "bench.roundtrip", "bench.memory", "bench.table_scale",
+           "bench.whisper_platform", "bench.search_bench", "bench.retention_bench"]
 
 
 def main() -> int:
