@@ -72,7 +72,7 @@ def fill(url: str, expired: int, fresh: int, media_every: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--expired", type=int, default=100_000)
     parser.add_argument("--fresh", type=int, default=100_000)
@@ -80,7 +80,7 @@ def main() -> None:
                         help="one task in N has an upload (0: none)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     name = f"hark_bench_retention_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -123,7 +123,8 @@ def main() -> None:
           f"second pass {noop_s * 1000:.1f} ms; {left} tasks left, counters say {counted}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
