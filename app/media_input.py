@@ -7,6 +7,7 @@ import base64
 import binascii
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -15,13 +16,15 @@ from flask import current_app, request
 from marshmallow import Schema
 
 from app.auth import current_principal
-from app.bodies import json_object
+from app.bodies import json_object, unstorable
 from app.errors import APIError
 from app.extensions import db
 from core import media_store
 from core.netguard import UnsafeURLError, check_url
 
 SchemaFactory = Callable[[bool, bool], Schema]
+MAX_FILENAME = 255  # media_blobs.filename
+_MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z", re.ASCII)
 
 
 def read_request(
@@ -36,6 +39,7 @@ def read_request(
         if upload is None:
             raise APIError(400, "validation_error", "multipart requests need a 'file' field",
                            {"file": ["missing"]})
+        _check_form(upload.filename)
         form = request.form.to_dict()
         form.pop("webhook_events", None)
         events = request.form.getlist("webhook_events")
@@ -67,11 +71,45 @@ def read_request(
     return options, _store_upload(io.BytesIO(raw), media.get("filename"), None)
 
 
+def _check_form(filename: str | None) -> None:
+    """Form fields and the file name must be storable text (no NUL, no lone surrogates)."""
+    fields = [("file", filename or "")] + [
+        (name, value) for name in request.form for value in request.form.getlist(name)]
+    for name, value in fields:
+        problem = unstorable(name) or unstorable(value)
+        if problem:
+            raise APIError(400, "validation_error", f"invalid fields: {name}: {problem}",
+                           {name: [problem]})
+
+
+def _clean_filename(filename: str | None) -> str | None:
+    """The client's file name, kept as a label only: its last path component, at most
+    ``MAX_FILENAME`` characters (the extension kept), None when nothing is left."""
+    if not filename:
+        return None
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and stem and len(ext) <= 16:
+            name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
+        else:
+            name = name[:MAX_FILENAME]
+    return name or None
+
+
+def _clean_content_type(content_type: str | None) -> str | None:
+    """A well-formed ``type/subtype`` (at most 100 characters), else None."""
+    if content_type and len(content_type) <= 100 and _MIME.match(content_type):
+        return content_type
+    return None
+
+
 def _store_upload(stream, filename: str | None, content_type: str | None) -> dict[str, Any]:
     """Check size and duration, then keep the bytes in the database."""
     from workers.asr.audio import probe_duration
 
     settings = current_app.config["HARK"]
+    filename, content_type = _clean_filename(filename), _clean_content_type(content_type)
     with tempfile.NamedTemporaryFile(prefix="hark-upload-", dir=_tmp_dir()) as tmp:
         size = _copy(stream, tmp)
         if size == 0:

@@ -15,8 +15,14 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema, fields
 
+from app.auth import admin_required
+from core.models_collections import ID_PATTERN
+
 VERSION = "0.1.0"
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+# Path parameters the views check beyond their converter (400 when they do not match).
+PATH_PATTERNS = {"collection_id": ID_PATTERN, "media_id": ID_PATTERN}
+_ADMIN_WRAPPER = admin_required(lambda: None).__code__
 
 
 class ErrorSchema(Schema):
@@ -51,6 +57,19 @@ def doc(
     return decorate
 
 
+def admin_only(view: Callable) -> bool:
+    """Whether ``view`` refuses ordinary keys (403): it is wrapped by ``@admin_required``,
+    or calls it itself (``/metrics``, admin-only unless ``METRICS_PUBLIC=1``)."""
+    code = getattr(view, "__code__", None)
+    return code is not None and (code is _ADMIN_WRAPPER or "admin_required" in code.co_names)
+
+
+def authenticates_itself(view: Callable) -> bool:
+    """A ``@public`` view that still asks for a key (401) in some configurations."""
+    code = getattr(view, "__code__", None)
+    return code is not None and "authenticate_now" in code.co_names
+
+
 def _path_and_params(rule: str) -> tuple[str, list[dict]]:
     params = []
     for converter, name in _CONVERTER.findall(rule):
@@ -59,6 +78,8 @@ def _path_and_params(rule: str) -> tuple[str, list[dict]]:
             schema["format"] = "uuid"
         elif converter == "int":
             schema = {"type": "integer"}
+        elif name in PATH_PATTERNS:
+            schema["pattern"] = PATH_PATTERNS[name]
         params.append({"in": "path", "name": name, "required": True, "schema": schema})
     return _CONVERTER.sub(r"{\2}", rule), params
 
@@ -73,7 +94,8 @@ def _response(status: int, spec_value) -> dict:
     return entry
 
 
-def _operation(meta: dict, path_params: list[dict], public: bool) -> dict:
+def _operation(meta: dict, path_params: list[dict], view: Callable) -> dict:
+    public = getattr(view, "_public", False)
     op: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
                           "parameters": list(path_params)}
     if meta["description"]:
@@ -95,8 +117,13 @@ def _operation(meta: dict, path_params: list[dict], public: bool) -> dict:
         op["responses"].setdefault(code, error)
     if public:
         op["security"] = []
-    else:
+    if not public or authenticates_itself(view):
         op["responses"].setdefault("401", error)
+    if admin_only(view):
+        op["responses"].setdefault("403", {**error, "description": "Needs an admin key"})
+    if not public:
+        op["responses"].setdefault("429", {**error, "description": "Rate limited: wait "
+                                           "`Retry-After` seconds (RATE_LIMIT_PER_MINUTE)"})
     return op
 
 
@@ -119,7 +146,7 @@ def build_spec(app: Flask) -> dict:
             continue
         path, params = _path_and_params(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            operation = _operation(meta, params, getattr(view, "_public", False))
+            operation = _operation(meta, params, view)
             paths.setdefault(path, {})[method.lower()] = operation
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)

@@ -11,6 +11,9 @@ from core.schemas import STATUSES, TaskSchema
 
 __all__ = ["TaskSchema"]
 QUEUE_NAME = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,100}$", error="invalid queue name")
+# For the API document: URLs the platform fetches or calls are http(s) (checked again,
+# with the addresses they reach, by core.netguard).
+HTTP_URL = {"pattern": r"^\s*[Hh][Tt][Tt][Pp][Ss]?://"}
 
 
 class StrictFloat(fields.Float):
@@ -135,12 +138,18 @@ def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
 
 
+MAX_SEQ = 2**63 - 1  # cursors hold BIGINT row numbers
+
+
 def decode_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        seq = int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeError):
         raise ValidationError({"cursor": ["invalid cursor"]}) from None
+    if not 0 <= seq <= MAX_SEQ:
+        raise ValidationError({"cursor": ["invalid cursor"]})
+    return seq
 
 
 class LimitsSchema(Schema):

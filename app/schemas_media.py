@@ -10,7 +10,7 @@ import functools
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.schemas import QUEUE_NAME, StrictBoolean
+from app.schemas import HTTP_URL, QUEUE_NAME, StrictBoolean
 
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$|^[A-Za-z ]{3,30}$",
                            error="invalid language")
@@ -20,7 +20,7 @@ EVENTS = ["task.started", "task.completed", "task.failed", "task.not_finished"]
 class MediaSchema(Schema):
     """Where the media comes from: a URL, or base64 content."""
 
-    url = fields.String(validate=validate.Length(min=1, max=2048))
+    url = fields.String(validate=validate.Length(min=1, max=2048), metadata=HTTP_URL)
     base64 = fields.String(validate=validate.Length(min=1))
     filename = fields.String(validate=validate.Length(max=255), load_default=None)
 
@@ -44,7 +44,8 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
                                    load_default=0),
         "device": fields.String(validate=validate.OneOf(["cpu", "gpu"]), load_default=None),
         "queue": fields.String(validate=QUEUE_NAME, load_default=None),
-        "webhook": fields.String(validate=validate.Length(min=1, max=2048), load_default=None),
+        "webhook": fields.String(validate=validate.Length(min=1, max=2048), load_default=None,
+                                 metadata=HTTP_URL),
         "webhook_events": fields.List(fields.String(validate=validate.OneOf(EVENTS)),
                                       load_default=None),
     }

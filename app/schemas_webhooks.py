@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from app.schemas import StrictBoolean
+from app.schemas import HTTP_URL, StrictBoolean
 from core.models_webhooks import URL_MAX
 from workers.events import ALL_EVENTS
 
@@ -20,10 +20,14 @@ class _Url(fields.String):
     """An http(s) URL of at most 2048 characters (where it may point is checked later)."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(validate=validate.Length(min=1, max=URL_MAX), **kwargs)
+        super().__init__(validate=validate.Length(min=1, max=URL_MAX), metadata=HTTP_URL,
+                         **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs).strip()
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if len(value) > URL_MAX:  # as sent, before the surrounding blanks are dropped
+            raise ValidationError(f"Longer than maximum length {URL_MAX}.")
+        value = value.strip()
         if not value.lower().startswith(("http://", "https://")):
             raise ValidationError("must be an http or https URL")
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 from core import media_store
 from core.config import Settings
 from core.db import Database
-from core.netguard import UnsafeURLError, check_url
+from core.netguard import UnsafeURLError, pin
 from workers.runner import PipelineError
 
 MAX_REDIRECTS = 5
@@ -39,39 +40,54 @@ def fetch_media(db: Database, media: dict[str, Any], folder: Path, settings: Set
 
 
 def download(url: str, path: Path, settings: Settings) -> int:
-    """Stream ``url`` to ``path``, checking every redirect hop and capping the size."""
+    """Stream ``url`` to ``path``: every redirect hop checked (and connected to at the
+    address that was checked), the size capped at ``MAX_REQUEST_MB``, the whole download
+    (redirects included) at ``MEDIA_DOWNLOAD_TIMEOUT`` seconds."""
     limit = settings.max_request_bytes
-    timeout = httpx.Timeout(settings.media_download_timeout, connect=10.0)
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    seconds = settings.media_download_timeout
+    deadline = time.monotonic() + seconds
+    timeout = httpx.Timeout(seconds, connect=min(10.0, seconds))
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                check_url(url, allow_private=settings.media_allow_private)
+                target = pin(url, allow_private=settings.media_allow_private)
             except UnsafeURLError as exc:
                 raise MediaFetchError(f"refused media URL: {exc}") from None
             try:
-                with client.stream("GET", url) as response:
+                with client.stream("GET", target.url, headers=target.headers,
+                                   extensions=target.extensions) as response:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("location", ""))
                         continue
                     if response.status_code != 200:
                         raise MediaFetchError(
                             f"media URL answered HTTP {response.status_code}")
-                    declared = int(response.headers.get("content-length") or 0)
+                    declared = _content_length(response)
                     if declared > limit:
                         raise MediaFetchError(f"media is larger than the {limit} byte limit")
-                    return _save(response, path, limit)
+                    return _save(response, path, limit, deadline, seconds)
             except httpx.HTTPError as exc:
                 raise MediaFetchError(f"could not download media: {exc}") from None
     raise MediaFetchError("too many redirects")
 
 
-def _save(response: httpx.Response, path: Path, limit: int) -> int:
+def _content_length(response: httpx.Response) -> int:
+    try:
+        return int(response.headers.get("content-length") or 0)
+    except ValueError:
+        raise MediaFetchError("media URL sent an invalid Content-Length") from None
+
+
+def _save(response: httpx.Response, path: Path, limit: int, deadline: float,
+          seconds: float) -> int:
     size = 0
     with open(path, "wb") as out:
-        for chunk in response.iter_bytes(1024 * 1024):
+        for chunk in response.iter_bytes():  # as the bytes arrive: the deadline holds
             size += len(chunk)
             if size > limit:
                 raise MediaFetchError(f"media is larger than the {limit} byte limit")
+            if time.monotonic() > deadline:
+                raise MediaFetchError(f"the media download took longer than {seconds:g} s")
             out.write(chunk)
     if size == 0:
         raise MediaFetchError("the media URL returned an empty body")
