@@ -49,6 +49,16 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
     return response
 
 
+def describe_db_error(exc: Exception) -> str:
+    """A database error for the logs: its kinds and SQLSTATE, never the statement's
+    values or the server's DETAIL line (they may quote secrets)."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None),
+                                                          "sqlstate", None)
+    kinds = type(exc).__name__ + (f"/{type(orig).__name__}" if orig is not None else "")
+    return kinds + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+
+
 def _snake(name: str) -> str:
     return name.lower().replace(" ", "_").replace("-", "_")
 
@@ -88,7 +98,7 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)
     def handle_database(exc: Exception):
-        log.warning("database unavailable: %s", exc)
+        log.warning("database unavailable: %s", describe_db_error(exc))
         return error_response(503, "database_unavailable",
                               "the database is unavailable; retry shortly",
                               headers={"Retry-After": "1"})
@@ -97,7 +107,8 @@ def register_errorhandlers(app: Flask) -> None:
     def handle_dbapi(exc: DBAPIError):
         if exc.connection_invalidated:
             return handle_database(exc)
-        log.exception("database error")
+        # Not the message: PostgreSQL's DETAIL quotes the failing row (secrets included).
+        log.error("database error: %s", describe_db_error(exc))
         return error_response(500, "internal_error", "internal server error")
 
     @app.errorhandler(Exception)

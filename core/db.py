@@ -19,6 +19,7 @@ def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     options = dict(
+        hide_parameters=True,  # errors and logs never show a statement's values
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,

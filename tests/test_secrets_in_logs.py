@@ -284,10 +284,6 @@ def test_keys_are_looked_up_by_hash_and_compared_in_constant_time(app, client, d
     assert compared == [(digest, digest)]  # the found row; the wrong key finds none
 
 
-@pytest.mark.xfail(strict=True, reason="app/errors.py logs str(DBAPIError), which carries "
-                   "PostgreSQL's DETAIL (the failing row) and the bound parameters, here a "
-                   "webhook secret: log the SQLSTATE and exception class only, and create the "
-                   "engine with hide_parameters=True (core/db.py)")
 def test_database_errors_do_not_log_statement_parameters(client, auth, db, all_logs):
     caplog, formatted = all_logs
     with db.transaction() as session:  # make the next webhook INSERT fail in PostgreSQL
@@ -301,3 +297,12 @@ def test_database_errors_do_not_log_statement_parameters(client, auth, db, all_l
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal_error", "message": "internal server error"}
     assert "whsec_" not in caplog.text + formatted.getvalue()
+
+
+def test_webhook_urls_are_logged_without_their_path():
+    from workers.webhook_http import _origin
+
+    assert _origin("https://hooks.slack.com/services/T0/B0/s3cr3t?x=1") == \
+        "https://hooks.slack.com"
+    assert _origin("http://10.0.0.1:8080/hook/token") == "http://10.0.0.1:8080"
+    assert _origin("not a url") == "<invalid URL>"

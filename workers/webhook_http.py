@@ -192,7 +192,7 @@ def send(url: str, headers: dict[str, str], body: bytes, settings: WebhookSettin
         result = SendResult(error=f"connection error: {exc.__class__.__name__}: {exc}"[:500],
                             retryable=True)
     except Exception as exc:  # anything else is a bug or a bad URL; record it, do not crash
-        log.exception("webhook request to %s failed", url)
+        log.exception("webhook request to %s failed", _origin(url))  # paths may hold tokens
         result = SendResult(error=f"request error: {exc.__class__.__name__}: {exc}"[:500])
     duration_ms = int((time.monotonic() - started) * 1000)
     return SendResult(result.status_code, result.error, result.retryable, duration_ms,
@@ -235,3 +235,13 @@ def retry_delay(settings: WebhookSettings, index: int, retry_after: float | None
     if retry_after is not None and retry_after > delay:  # the receiver asked to wait longer
         delay = min(retry_after, max(settings.retry_schedule))
     return delay
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: safe to log (Slack-style paths are secrets)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{parts.hostname}{port}" if parts.hostname else "<invalid URL>"
