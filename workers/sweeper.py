@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 from sqlalchemy import delete, text
 from sqlalchemy.exc import OperationalError
 
@@ -132,7 +133,11 @@ def _bound_lock_wait(session) -> None:
 
 
 class _EmptyQueues:
-    """Asks the broker (once per queue per sweep) whether a queue holds no messages."""
+    """Asks the broker (once per queue per sweep) whether a queue holds no messages.
+
+    A queue whose size cannot be read (the broker is down) counts as not empty: its
+    tasks are not declared lost on a guess; the next sweep asks again.
+    """
 
     def __init__(self, celery_app: Celery) -> None:
         self.celery_app = celery_app
@@ -144,13 +149,26 @@ class _EmptyQueues:
             self.cache[queue] = self._count(queue) == 0
         return self.cache[queue]
 
-    def _count(self, queue: str) -> int:
+    def _count(self, queue: str) -> int | None:
         try:
             with self.celery_app.connection_for_read() as conn:
-                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
-        except Exception as exc:  # a queue nobody declared yet holds nothing
-            log.debug("queue %s: %s", queue, exc)
-            return 0
+                channel = conn.default_channel
+                # kombu's virtual transports (Redis, filesystem) count every priority
+                # list with _size. Not queue_declare(passive=True): on Redis it asks
+                # EXISTS, which kombu does not prefix with BROKER_KEY_PREFIX (kombu 5.7),
+                # so every queue looked empty and every waiting task was declared lost.
+                size = getattr(channel, "_size", None)
+                if size is not None:
+                    return int(size(queue))
+                try:
+                    return channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError as exc:  # AMQP: a queue nobody declared holds nothing
+                    log.debug("queue %s: %s", queue, exc)
+                    return 0
+        except Exception as exc:
+            log.warning("could not count queue %s (%s); its tasks wait for the next sweep",
+                        queue, exc)
+            return None
 
 
 @contextmanager

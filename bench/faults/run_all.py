@@ -1,7 +1,8 @@
 """``python -m bench.faults.run_all`` (``make faults``): every fault script, one after another.
 
 Each entry is a module exposing ``main() -> int`` (0 when all its checks passed). The run
-needs root (network namespaces) and PostgreSQL and Redis on 127.0.0.1.
+needs root (network namespaces) and PostgreSQL and Redis on 127.0.0.1; the restart scripts
+start private ``redis-server`` and PostgreSQL (``initdb``) instances and never touch those.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import time
 
 SCRIPTS = [
     "bench.faults.multihost",
+    "bench.faults.worker_kill",
+    "bench.faults.redis_restart",
+    "bench.faults.pg_restart",
+    "bench.faults.webhook_down",
 ]
 
 
