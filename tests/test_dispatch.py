@@ -90,9 +90,10 @@ def test_delete_queued_task_never_runs(client, auth, worker):
 
 
 def test_priority_orders_queued_work(client, auth, worker, db):
-    # Fill both processes, then queue low before high: high must start first.
-    blockers = [client.post(SLEEP + "?defer=true", json={"seconds": 1.5}, headers=auth)
-                .get_json()["task_id"] for _ in range(2)]
+    # Fill both processes, then queue low before high: high must take the first free one.
+    # The blockers end 1.5 s apart, so the two queued tasks never start at the same time.
+    blockers = [client.post(SLEEP + "?defer=true", json={"seconds": seconds}, headers=auth)
+                .get_json()["task_id"] for seconds in (1.5, 3.0)]
     wait_for(lambda: all(task_status(client, auth, b)["status"] == "running" for b in blockers),
              message="blockers running")
     low = client.post(SLEEP + "?defer=true", json={"seconds": 0, "priority": 0},
@@ -101,7 +102,7 @@ def test_priority_orders_queued_work(client, auth, worker, db):
                        headers=auth).get_json()["task_id"]
     low_done = wait_status(client, auth, low, "completed")
     high_done = wait_status(client, auth, high, "completed")
-    assert high_done["started_at"] <= low_done["started_at"]
+    assert high_done["started_at"] < low_done["started_at"]
 
 
 def test_counts_match_listing_after_real_work(client, auth, worker):
