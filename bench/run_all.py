@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-SCRIPTS = ["bench.submit_path", "bench.roundtrip", "bench.memory", "bench.table_scale",
-           "bench.whisper_platform", "bench.search_bench", "bench.retention_bench"]
+SCRIPTS = ["bench.submit_path", "bench.roundtrip", "bench.drain", "bench.memory",
+           "bench.table_scale", "bench.whisper_platform", "bench.search_bench",
+           "bench.retention_bench"]
 
 
 def main() -> int:

@@ -1,13 +1,17 @@
-"""A background thread that keeps a running task's heartbeat fresh.
+"""Keeping a running task's heartbeat fresh.
 
-It also writes progress (at most every ``min_write_interval`` seconds) and notices when
-the task stopped being ``running`` under us (deleted by its owner): that is cancellation.
+A :class:`Heartbeat` also writes progress (at most every ``min_write_interval`` seconds)
+and notices when the task stopped being ``running`` under us (deleted by its owner): that
+is cancellation. Periodic beats come from one background thread per process shared by
+all its heartbeats, so a task costs no thread start and join: a task shorter than the
+interval never beats at all.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
 import uuid
@@ -33,23 +37,29 @@ class Heartbeat:
         self.interval = interval
         self.min_write_interval = min_write_interval
         self.cancelled = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._progress: int | None = None
         self._written_progress: int | None = None
         self._last_write = 0.0
-        # The thread keeps the caller's log context (task id, owner).
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
-                                        name="hark-heartbeat")
+        self.next_beat = 0.0
+        # Held by the shared thread while it beats: __exit__ waits for a beat in flight.
+        self._periodic = threading.Lock()
+        self._stopped = False
+        # The periodic beats keep the caller's log context (task id, owner).
+        self._context = contextvars.copy_context()
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        self.next_beat = time.monotonic() + self.interval
+        _beater().add(self)
         return self
 
     def __exit__(self, *_exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        _beater().remove(self)
+        # No periodic beat runs after this returns (unless one hangs for 5 s).
+        waited = self._periodic.acquire(timeout=5)
+        self._stopped = True
+        if waited:
+            self._periodic.release()
 
     def report(self, progress: int) -> None:
         """Record progress; written now if the last write is old enough."""
@@ -76,6 +86,72 @@ class Heartbeat:
         if not alive:
             self.cancelled.set()
 
+    def periodic_beat(self) -> None:
+        """The shared thread's beat: skipped once the task has left the ``with`` block."""
+        with self._periodic:
+            if not self._stopped:
+                self._context.run(self.beat)
+        self.next_beat = time.monotonic() + self.interval
+
+
+class _Beater:
+    """The thread that beats every running :class:`Heartbeat` of this process when due.
+
+    Idle, it looks again every ``IDLE_WAKE`` seconds, so a task starting (due a whole
+    interval later) usually need not wake it: no thread switch on the task's path.
+    """
+
+    IDLE_WAKE = 1.0
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._due = threading.Condition()
+        self._beats: set[Heartbeat] = set()
+        self._thread: threading.Thread | None = None
+        self._wake_at = 0.0  # when the thread looks next
+
+    def add(self, beat: Heartbeat) -> None:
+        with self._due:
+            self._beats.add(beat)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="hark-heartbeat")
+                self._thread.start()
+            elif beat.next_beat < self._wake_at:
+                self._due.notify()
+
+    def remove(self, beat: Heartbeat) -> None:
+        with self._due:
+            self._beats.discard(beat)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.beat()
+        while True:
+            with self._due:
+                now = time.monotonic()
+                due = [b for b in self._beats if b.next_beat <= now]
+                if not due:
+                    self._wake_at = min((b.next_beat for b in self._beats),
+                                        default=now + self.IDLE_WAKE)
+                    self._due.wait(self._wake_at - now)
+                    continue
+            for beat in due:  # outside the lock: tasks start and end meanwhile
+                try:
+                    beat.periodic_beat()
+                except Exception:  # one bad beat must not stop the others for good
+                    log.exception("heartbeat for %s failed", beat.task_id)
+
+
+_shared: _Beater | None = None
+_shared_lock = threading.Lock()
+
+
+def _beater() -> _Beater:
+    """This process's beater; a forked child (a prefork pool process) makes its own."""
+    global _shared
+    shared = _shared
+    if shared is None or shared.pid != os.getpid():
+        with _shared_lock:
+            if _shared is None or _shared.pid != os.getpid():
+                _shared = _Beater()
+            shared = _shared
+    return shared

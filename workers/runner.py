@@ -8,8 +8,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from core import lifecycle
 from core.config import Settings
@@ -19,6 +24,7 @@ from workers import context, events
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TaskCancelled(Exception):
@@ -59,6 +65,54 @@ def describe_error(exc: BaseException) -> dict[str, str]:
     return {"type": exc.__class__.__name__, "message": message[:2000]}
 
 
+class _Moves:
+    """Runs a task's status moves (claim, then complete or fail) for :func:`execute`.
+
+    On PostgreSQL each of those moves is a single statement (the move, its trail entry
+    and the completion notify: ``lifecycle``'s detached moves), so they run in autocommit
+    (no BEGIN and COMMIT round trips) on one pooled connection kept from the claim to
+    the end of the task (one checkout and liveness ping instead of two). If that
+    connection died while the task ran (a database restart), the move is made again on
+    a fresh one. Elsewhere each move is an ordinary transaction.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> _Moves:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def run(self, move: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``move(session, *args, **kwargs)``, committed."""
+        if self.db.dialect != "postgresql":
+            with self.db.transaction() as session:
+                return move(session, *args, **kwargs)
+        for last in (False, True):
+            if self._conn is None:
+                assert self.db.engine is not None
+                self._conn = self.db.engine.connect()
+                self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                with Session(bind=self._conn, expire_on_commit=False) as session, \
+                        session.begin():
+                    return move(session, *args, **kwargs)
+            except DBAPIError as exc:
+                self.close()
+                if last or not exc.connection_invalidated:
+                    raise
+                log.warning("database connection lost during the task; reconnecting")
+        raise AssertionError("unreachable")
+
+
 def execute(
     db: Database,
     task_id: str | uuid.UUID,
@@ -70,18 +124,19 @@ def execute(
 ) -> str:
     """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled."""
     task_uuid = uuid.UUID(str(task_id))
-    with db.transaction() as session:
-        task = lifecycle.claim(session, task_uuid, worker=worker, device=device)
-    if task is None:
-        log.info("task %s not claimable (running elsewhere, finished or deleted)", task_uuid)
-        return "skipped"
-    with task_context(task_uuid, task.owner):
-        return _execute_claimed(db, task, worker=worker, device=device,
-                                torch_device=torch_device, settings=settings)
+    with _Moves(db) as moves:
+        task = moves.run(lifecycle.claim, task_uuid, worker=worker, device=device)
+        if task is None:
+            log.info("task %s not claimable (running elsewhere, finished or deleted)",
+                     task_uuid)
+            return "skipped"
+        with task_context(task_uuid, task.owner):
+            return _execute_claimed(db, moves, task, worker=worker, device=device,
+                                    torch_device=torch_device, settings=settings)
 
 
-def _execute_claimed(db: Database, task, *, worker: str, device: str, torch_device: str,
-                     settings: Settings) -> str:
+def _execute_claimed(db: Database, moves: _Moves, task, *, worker: str, device: str,
+                     torch_device: str, settings: Settings) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED, subscribed=task.subscribed, data=task.data)
@@ -90,14 +145,16 @@ def _execute_claimed(db: Database, task, *, worker: str, device: str, torch_devi
         presence.task_started(task_uuid)
     started, outcome = time.perf_counter(), "crashed"
     try:
-        outcome = _run(db, task, worker=worker, torch_device=torch_device, settings=settings)
+        outcome = _run(db, moves, task, worker=worker, torch_device=torch_device,
+                       settings=settings)
     finally:
         if presence is not None:
             presence.task_finished(outcome, time.perf_counter() - started)
     return outcome
 
 
-def _run(db: Database, task, *, worker: str, torch_device: str, settings: Settings) -> str:
+def _run(db: Database, moves: _Moves, task, *, worker: str, torch_device: str,
+         settings: Settings) -> str:
     from workers.pipelines import get_pipeline
 
     task_uuid = task.id
@@ -122,15 +179,13 @@ def _run(db: Database, task, *, worker: str, torch_device: str, settings: Settin
                 log.info("task %s failed: %s", task_uuid, exc)
             else:
                 log.exception("task %s crashed", task_uuid)
-            with db.transaction() as session:
-                failed = lifecycle.fail(session, task_uuid, describe_error(exc), attempt)
+            failed = moves.run(lifecycle.fail, task_uuid, describe_error(exc), attempt)
             if failed is None:
                 return "cancelled"
             events.emit(task_uuid, events.FAILED, subscribed=failed.subscribed,
                         data=failed.data)
             return "failed"
-    with db.transaction() as session:
-        done = lifecycle.complete(session, task_uuid, result, attempt)
+    done = moves.run(lifecycle.complete, task_uuid, result, attempt)
     if done is None:
         log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
         return "cancelled"
