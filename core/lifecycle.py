@@ -2,7 +2,9 @@
 
 Each move is one conditional ``UPDATE ... WHERE status IN (<legal sources>)``, so an
 illegal or racing move changes nothing: the database, not the caller, decides.
-Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit).
+Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit). The
+workers' moves (claim, complete, fail) run as fixed statements on PostgreSQL
+(:mod:`core.worker_moves`).
 """
 
 from __future__ import annotations
@@ -14,23 +16,21 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    String,
     bindparam,
-    cast,
     delete,
     func,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
 
+from core import worker_moves
 from core.models import Task, TaskCount, TaskEvent, UTCDateTime, utcnow
 from core.models_webhooks import Webhook
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
+from core.worker_moves import FINISHED_CHANNEL, MovedTask  # noqa: F401 (re-exported)
 
-FINISHED_CHANNEL = "hark_task_finished"
 _TASKS = Task.__table__
 _EVENTS = TaskEvent.__table__
 
@@ -146,38 +146,25 @@ def _move(
     attempt: int | None = None,
     event: str | None = None,
     details: Any = None,
-    notify: bool = False,
-    detached: bool = False,
     **values: Any,
 ) -> Task | None:
     """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
 
-    ``detached`` (the workers' hot path): on PostgreSQL the move, its trail entry and the
-    notify are one Core statement and the row comes back as a detached :class:`Task`
-    (an instance already in ``session`` is not refreshed).
-
     ``attempt`` fences a worker's writes: only the run that claimed attempt N may finish
     it, so a worker cut off from the network cannot complete a task re-run elsewhere.
     The same statement tells whether the owner has webhooks (``task.subscribed``, so
-    workers skip the lookup when nobody listens) and, with ``notify``, wakes API
-    requests waiting on the task (PostgreSQL ``NOTIFY``, delivered on commit).
+    workers skip the lookup when nobody listens).
     """
     sources = only_from if only_from is not None else sources_for(target)
     now = utcnow()
     conditions = [Task.id == task_id, Task.status.in_(sources)]
     if attempt is not None:
         conditions.append(Task.attempts == attempt)
-    if detached and session.get_bind().dialect.name == "postgresql":
-        return _move_in_one_statement(session, conditions, target, now, event, details,
-                                      notify, values)
-    extra = [_SUBSCRIBED]
-    if notify and session.get_bind().dialect.name == "postgresql":
-        extra.append(func.pg_notify(FINISHED_CHANNEL, cast(Task.id, String)))
     stmt = (
         update(Task)
         .where(*conditions)
         .values(status=target.value, updated_at=now, **values)
-        .returning(Task, *extra)
+        .returning(Task, _SUBSCRIBED)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     row = session.execute(stmt).first()
@@ -187,34 +174,6 @@ def _move(
         if callable(details):
             details = details(task)
         record(session, task_id, event or target.value, details, at=now)
-    return task
-
-
-def _move_in_one_statement(session: Session, conditions: list, target: TaskStatus,
-                           now: datetime, event: str | None, details: Any, notify: bool,
-                           values: dict[str, Any]) -> Task | None:
-    """``UPDATE ... RETURNING`` with the trail INSERT in a CTE: one round trip."""
-    moved = (update(_TASKS).where(*conditions)
-             .values(status=target.value, updated_at=now, **values)
-             .returning(*_TASKS.c, _SUBSCRIBED).cte("moved"))
-    json_type = _EVENTS.c.details.type
-    if callable(details):  # claim: the details name the attempt the UPDATE counted
-        trail_details = literal(details(None), json_type).op("||")(
-            func.jsonb_build_object("attempt", moved.c.attempts))
-    else:
-        trail_details = literal(details, json_type)
-    logged = _EVENTS.insert().from_select(
-        ["task_id", "type", "at", "details"],
-        select(moved.c.id, literal(event or target.value), literal(now, UTCDateTime()),
-               trail_details)).cte("logged")
-    columns = [moved.c[c.name] for c in _TASKS.c] + [moved.c.subscribed]
-    if notify:
-        columns.append(func.pg_notify(FINISHED_CHANNEL, cast(moved.c.id, String)))
-    row = session.execute(select(*columns).add_cte(logged)).first()
-    if row is None:
-        return None
-    task = Task(**{c.name: row[i] for i, c in enumerate(_TASKS.c)})
-    task.subscribed = bool(row[len(_TASKS.c)])
     return task
 
 
@@ -231,17 +190,23 @@ def mark_assigned(session: Session, task_id: uuid.UUID, queue: str) -> Task | No
     )
 
 
-def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> Task | None:
-    """A worker starts the task. None if it is running elsewhere, finished or deleted."""
+def claim(session: Session | Connection, task_id: uuid.UUID, *, worker: str,
+          device: str) -> MovedTask | None:
+    """A worker starts the task. None if it is running elsewhere, finished or deleted.
+
+    On PostgreSQL (a session, or the worker's autocommit connection) this is one
+    statement, :func:`core.worker_moves.claim`; the same move elsewhere goes through
+    :func:`_move`."""
     now = utcnow()
-    return _move(
+    conn = _postgres_connection(session)
+    if conn is not None:
+        return worker_moves.claim(conn, task_id, worker=worker, device=device, now=now)
+    return _moved(_move(
         session,
         task_id,
         TaskStatus.RUNNING,
         event="started",
-        details=lambda t: {"worker": worker, "device": device}
-        | ({"attempt": t.attempts} if t is not None else {}),
-        detached=True,
+        details=lambda t: {"worker": worker, "device": device, "attempt": t.attempts},
         worker=worker,
         device=device,
         started_at=now,
@@ -249,7 +214,7 @@ def claim(session: Session, task_id: uuid.UUID, *, worker: str, device: str) -> 
         heartbeat_at=now,
         progress=0,
         attempts=Task.attempts + 1,
-    )
+    ))
 
 
 def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
@@ -274,34 +239,40 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
     return alive
 
 
-def complete(session: Session, task_id: uuid.UUID, result: Any,
-             attempt: int | None = None) -> Task | None:
+def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
+             attempt: int | None = None) -> MovedTask | None:
     """Store the result. None if the task was deleted or taken away meanwhile."""
-    task = _move(
-        session,
-        task_id,
-        TaskStatus.COMPLETED,
-        attempt=attempt,
-        result=result,
-        error=None,
-        progress=100,
-        completed_at=utcnow(),
-        notify=True,
-        detached=True,
-    )
-    if task is not None and not _can_notify_inline(session):
-        notify_finished(session, task_id)
-    return task
+    now = utcnow()
+    conn = _postgres_connection(session)
+    if conn is not None:
+        return worker_moves.complete(conn, task_id, result, attempt, now)
+    return _moved(_move(session, task_id, TaskStatus.COMPLETED, attempt=attempt,
+                        result=result, error=None, progress=100, completed_at=now))
 
 
-def fail(session: Session, task_id: uuid.UUID, error: dict[str, Any],
-         attempt: int | None = None) -> Task | None:
+def fail(session: Session | Connection, task_id: uuid.UUID, error: dict[str, Any],
+         attempt: int | None = None) -> MovedTask | None:
     """Record a failure with its details (``{"type", "message"}``)."""
-    task = _move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
-                 details=error, completed_at=utcnow(), notify=True, detached=True)
-    if task is not None and not _can_notify_inline(session):
-        notify_finished(session, task_id)
-    return task
+    now = utcnow()
+    conn = _postgres_connection(session)
+    if conn is not None:
+        return worker_moves.fail(conn, task_id, error, attempt, now)
+    return _moved(_move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
+                        details=error, completed_at=now))
+
+
+def _postgres_connection(session: Session | Connection) -> Connection | None:
+    """The connection to run a worker move on when it is PostgreSQL's, else None."""
+    if isinstance(session, Connection):
+        return session
+    return session.connection() if session.get_bind().dialect.name == "postgresql" else None
+
+
+def _moved(task: Task | None) -> MovedTask | None:
+    if task is None:
+        return None
+    return MovedTask(task.id, task.owner, task.endpoint, task.data, task.status,
+                     task.attempts, bool(task.subscribed))
 
 
 def mark_not_finished(session: Session, task_id: uuid.UUID, reason: str) -> Task | None:
@@ -359,16 +330,3 @@ def pending_since(session: Session, status: TaskStatus, before: datetime, limit:
         .limit(limit)
     )
     return list(session.scalars(stmt))
-
-
-def _can_notify_inline(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def notify_finished(session: Session, task_id: uuid.UUID) -> None:
-    """Wake API requests waiting on this task (PostgreSQL only; SQLite waiters poll)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": FINISHED_CHANNEL, "payload": str(task_id)},
-        )

@@ -101,5 +101,7 @@ def test_a_lost_run_cannot_finish_a_task_rerun_elsewhere(db):
         assert lifecycle.fail(s, task.id, {"type": "X", "message": "m"}, attempt=first) is None
     with db.transaction() as s:
         assert lifecycle.heartbeat(s, task.id, 60, attempt=second)
-        assert lifecycle.complete(s, task.id, {"by": "rescuer"}, attempt=second).result == \
-            {"by": "rescuer"}
+        assert lifecycle.complete(s, task.id, {"by": "rescuer"}, attempt=second).status == \
+            "completed"
+    with db.session() as s:
+        assert s.get(Task, task.seq).result == {"by": "rescuer"}

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from core import lifecycle
 from core.config import Settings
@@ -69,7 +68,7 @@ class _Moves:
     """Runs a task's status moves (claim, then complete or fail) for :func:`execute`.
 
     On PostgreSQL each of those moves is a single statement (the move, its trail entry
-    and the completion notify: ``lifecycle``'s detached moves), so they run in autocommit
+    and the completion notify: :mod:`core.worker_moves`), so they run in autocommit
     (no BEGIN and COMMIT round trips) on one pooled connection kept from the claim to
     the end of the task (one checkout and liveness ping instead of two). If that
     connection died while the task ran (a database restart), the move is made again on
@@ -92,7 +91,7 @@ class _Moves:
             self._conn = None
 
     def run(self, move: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``move(session, *args, **kwargs)``, committed."""
+        """``move(session_or_connection, *args, **kwargs)``, committed."""
         if self.db.dialect != "postgresql":
             with self.db.transaction() as session:
                 return move(session, *args, **kwargs)
@@ -102,9 +101,7 @@ class _Moves:
                 self._conn = self.db.engine.connect()
                 self._conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                with Session(bind=self._conn, expire_on_commit=False) as session, \
-                        session.begin():
-                    return move(session, *args, **kwargs)
+                return move(self._conn, *args, **kwargs)
             except DBAPIError as exc:
                 self.close()
                 if last or not exc.connection_invalidated:

@@ -1,0 +1,113 @@
+"""The workers' hot status moves on PostgreSQL: claim, complete and fail.
+
+Each is one fixed SQL statement: the conditional ``UPDATE``, its trail entry (a CTE
+``INSERT`` into ``task_events``), the "has the owner webhooks?" check and, for the
+finishing moves, the ``NOTIFY`` that wakes waiting API requests. The statements are
+sent as written (no SQL building or compiling per call; psycopg prepares them on the
+server after a few runs), so a task's bookkeeping costs two short round trips.
+
+The legal source statuses and the fencing on ``attempts`` are those of
+:mod:`core.lifecycle`, which uses these on PostgreSQL and its generic ORM path elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection
+
+from core.status import TaskStatus, sources_for
+
+FINISHED_CHANNEL = "hark_task_finished"
+
+
+@dataclass(slots=True)
+class MovedTask:
+    """What a worker needs of a task it moved (not the result: it may be large)."""
+
+    id: uuid.UUID
+    owner: str
+    endpoint: str
+    data: Any
+    status: str
+    attempts: int
+    subscribed: bool
+
+
+def _sources(target: TaskStatus) -> str:
+    return ", ".join(f"'{status}'" for status in sources_for(target))
+
+
+_SUBSCRIBED = ("EXISTS (SELECT 1 FROM webhooks w WHERE w.owner = moved.owner "
+               "AND w.enabled) AS subscribed")
+_RETURNED = "id, owner, endpoint, data, status, attempts"
+
+CLAIM_SQL = f"""
+WITH moved AS (
+    UPDATE tasks SET status = 'running', worker = %(worker)s, device = %(device)s,
+        started_at = %(now)s, assigned_at = coalesce(assigned_at, %(now)s),
+        heartbeat_at = %(now)s, progress = 0, attempts = attempts + 1, updated_at = %(now)s
+    WHERE id = %(id)s AND status IN ({_sources(TaskStatus.RUNNING)})
+    RETURNING {_RETURNED}
+), logged AS (
+    INSERT INTO task_events (task_id, type, at, details)
+    SELECT id, 'started', %(now)s, jsonb_build_object(
+        'worker', %(worker)s::text, 'device', %(device)s::text, 'attempt', attempts)
+    FROM moved
+)
+SELECT {_RETURNED}, {_SUBSCRIBED} FROM moved
+"""
+
+
+def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool) -> str:
+    fence = "AND attempts = %(attempt)s" if fenced else ""
+    return f"""
+WITH moved AS (
+    UPDATE tasks SET status = '{target}', {assignments},
+        completed_at = %(now)s, updated_at = %(now)s
+    WHERE id = %(id)s AND status IN ({_sources(target)}) {fence}
+    RETURNING {_RETURNED}
+), logged AS (
+    INSERT INTO task_events (task_id, type, at, details)
+    SELECT id, '{target}', %(now)s, {details} FROM moved
+)
+SELECT {_RETURNED}, {_SUBSCRIBED}, pg_notify('{FINISHED_CHANNEL}', id::text) FROM moved
+"""
+
+
+COMPLETE_SQL = {fenced: _finish_sql(TaskStatus.COMPLETED,
+                                    "result = %(result)s, error = NULL, progress = 100",
+                                    "NULL", fenced)
+                for fenced in (False, True)}
+FAIL_SQL = {fenced: _finish_sql(TaskStatus.FAILED, "error = %(error)s", "%(error)s", fenced)
+            for fenced in (False, True)}
+
+
+def claim(conn: Connection, task_id: uuid.UUID, *, worker: str, device: str,
+          now: datetime) -> MovedTask | None:
+    """``running`` with a new attempt; None if running elsewhere, finished or deleted."""
+    return _one(conn, CLAIM_SQL, {"id": task_id, "worker": worker, "device": device,
+                                  "now": now})
+
+
+def complete(conn: Connection, task_id: uuid.UUID, result: Any, attempt: int | None,
+             now: datetime) -> MovedTask | None:
+    """``completed`` with ``result``; None if deleted or taken away (``attempt`` fence)."""
+    return _one(conn, COMPLETE_SQL[attempt is not None],
+                {"id": task_id, "result": Jsonb(result), "attempt": attempt, "now": now})
+
+
+def fail(conn: Connection, task_id: uuid.UUID, error: dict[str, Any], attempt: int | None,
+         now: datetime) -> MovedTask | None:
+    """``failed`` with ``error``; None if deleted or taken away (``attempt`` fence)."""
+    return _one(conn, FAIL_SQL[attempt is not None],
+                {"id": task_id, "error": Jsonb(error), "attempt": attempt, "now": now})
+
+
+def _one(conn: Connection, sql: str, params: dict[str, Any]) -> MovedTask | None:
+    row = conn.exec_driver_sql(sql, params).first()
+    return MovedTask(*row[:7]) if row is not None else None

@@ -1,0 +1,90 @@
+"""The workers' fixed PostgreSQL moves write what the generic ORM moves write elsewhere."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from sqlalchemy import select
+
+from app.commands import upgrade_database
+from core import lifecycle
+from core.db import Database
+from core.models import Task, TaskEvent
+from core.models_webhooks import Webhook
+from core.worker_moves import FINISHED_CHANNEL
+
+ROW = ("status", "attempts", "progress", "worker", "device", "result", "error")
+
+
+def _scenario(db: Database) -> dict:
+    """Claim, fail, claim again, a fenced-out and then a fenced-in completion."""
+    with db.transaction() as s:
+        task = lifecycle.create_task(s, owner="alice", endpoint="/x", data={"k": 1})
+        s.add(Webhook(owner="alice", url="https://example.com/h", secret="s"))
+    seen = []
+    with db.transaction() as s:
+        seen.append(lifecycle.claim(s, task.id, worker="w1", device="cpu"))
+    with db.transaction() as s:
+        seen.append(lifecycle.fail(s, task.id, {"type": "E", "message": "boom"}, attempt=1))
+        s.execute(Task.__table__.update().where(Task.id == task.id).values(status="created"))
+    with db.transaction() as s:
+        seen.append(lifecycle.claim(s, task.id, worker="w2", device="cuda:0"))
+        seen.append(lifecycle.complete(s, task.id, {"text": "hi"}, attempt=1))  # fenced out
+        seen.append(lifecycle.fail(s, task.id, {"type": "E", "message": "m"}, attempt=1))
+    with db.transaction() as s:
+        seen.append(lifecycle.complete(s, task.id, {"text": "hi"}, attempt=2))
+        seen.append(lifecycle.claim(s, task.id, worker="w3", device="cpu"))  # finished
+    with db.session() as s:
+        row = s.scalars(select(Task).where(Task.id == task.id)).one()
+        trail = [(e.type, e.details) for e in
+                 s.scalars(select(TaskEvent).where(TaskEvent.task_id == task.id)
+                           .order_by(TaskEvent.id))]
+        times = (row.started_at, row.completed_at, row.heartbeat_at, row.assigned_at)
+    return {
+        "moves": [None if m is None else
+                  (m.id == task.id, m.owner, m.endpoint, m.data, m.status, m.attempts,
+                   m.subscribed) for m in seen],
+        "row": tuple(getattr(row, c) for c in ROW),
+        "times_set": all(t is not None for t in times),
+        "trail": trail,
+    }
+
+
+def test_postgres_moves_match_the_generic_ones(db, tmp_path):
+    url = f"sqlite:///{tmp_path / 'hark.db'}"
+    upgrade_database(url)
+    sqlite = Database().configure(url)
+    try:
+        expected = _scenario(sqlite)
+    finally:
+        sqlite.dispose()
+    assert db.dialect == "postgresql"
+    assert _scenario(db) == expected
+    assert expected["trail"] == [
+        ("created", {"endpoint": "/x", "queue": None}),
+        ("started", {"worker": "w1", "device": "cpu", "attempt": 1}),
+        ("failed", {"type": "E", "message": "boom"}),
+        ("started", {"worker": "w2", "device": "cuda:0", "attempt": 2}),
+        ("completed", None),
+    ]
+    assert expected["moves"][0] == (True, "alice", "/x", {"k": 1}, "running", 1, True)
+    assert expected["moves"][3:5] == [None, None]
+    assert expected["row"] == ("completed", 2, 100, "w2", "cuda:0", {"text": "hi"}, None)
+
+
+def test_finishing_moves_notify_waiters(db, database_url):
+    with db.transaction() as s:
+        ids = [lifecycle.create_task(s, owner="bob", endpoint="/x", data={}).id
+               for _ in range(2)]
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {FINISHED_CHANNEL}")
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            for task_id, finish in zip(ids, (lifecycle.complete, lifecycle.fail), strict=True):
+                assert lifecycle.claim(conn, task_id, worker="w", device="cpu").subscribed \
+                    is False
+                outcome = {"type": "E", "message": "m"} if finish is lifecycle.fail else {}
+                assert finish(conn, task_id, outcome, 1) is not None
+        got = [uuid.UUID(n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
+    assert got == ids
