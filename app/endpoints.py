@@ -22,6 +22,7 @@ from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
 from core.models import Task
 from core.status import FINISHED
+from core.task_reads import read_task
 
 _task_schema = TaskSchema()
 _submit_args = SubmitArgs()
@@ -51,32 +52,42 @@ class Endpoint:
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
         settings = current_app.config["HARK"]
-        task = dispatch.submit(
-            db,
-            celery,
-            owner=current_principal().owner,
-            endpoint=self.path,
-            data=data,
-            queue=dispatch.resolve_queue(settings.default_device, device, queue),
-            priority=priority,
-            max_active=settings.max_active_tasks,
-        )
+
+        def submit_task(task_id: uuid.UUID | None = None) -> Task:
+            return dispatch.submit(
+                db,
+                celery,
+                owner=current_principal().owner,
+                endpoint=self.path,
+                data=data,
+                queue=dispatch.resolve_queue(settings.default_device, device, queue),
+                priority=priority,
+                max_active=settings.max_active_tasks,
+                task_id=task_id,
+            )
+
         if defer:
+            task = submit_task()
             return jsonify({"task_id": str(task.id), "status": task.status}), status
         timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
                       settings.max_sync_timeout)
-        seen: list[Task | None] = []  # the last read of the row, reused for the answer
+        seen: list[Any] = []  # the last read of the row, reused for the answer
 
         def is_finished() -> bool:
-            seen[:] = [_load(task.id)]
+            seen[:] = [read_task(db, task_id)]
             return seen[0] is None or seen[0].status in FINISHED
 
-        finished = waiter.wait(str(task.id), timeout, is_finished)
-        current = seen[0] if seen else _load(task.id)
+        task_id = uuid.uuid4()
+        # Subscribed before the row exists: the completion cannot slip by unheard, and
+        # the row is read once it finished, not before.
+        with waiter.subscribe(str(task_id)) as subscription:
+            submit_task(task_id)
+            finished = subscription.wait(timeout, is_finished)
+        current = seen[0] if seen else read_task(db, task_id)
         if current is None:  # deleted while we waited
             raise APIError(404, "not_found", "task was deleted before it finished")
         if not finished:
-            return jsonify({"task_id": str(task.id), "status": current.status}), 202
+            return jsonify({"task_id": str(task_id), "status": current.status}), 202
         body = _task_schema.dump(current)
         body["task_id"] = str(current.id)
         return jsonify(body), 200
@@ -91,10 +102,3 @@ class Endpoint:
                 raise APIError(400, "defer_not_allowed", f"{self.path} cannot be deferred")
             return False
         return bool(requested)
-
-
-def _load(task_id: uuid.UUID) -> Task | None:
-    from sqlalchemy import select
-
-    with db.session() as session:
-        return session.scalar(select(Task).where(Task.id == task_id))

@@ -12,6 +12,7 @@ Run: ``python -m bench.roundtrip [--tasks 500]``.
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hark-roundtrip-"))
     times: dict[str, list[float]] = {"platform sync": [], "platform poll": [], "raw celery": []}
     with platform(work) as bench:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per request
         bench.worker(WORKER_CONCURRENCY=CONCURRENCY)
         api = bench.api()
         bench.processes.append(start_raw_worker(bench.env, work, int(CONCURRENCY)))

@@ -95,8 +95,9 @@ def submit(
     queue: str,
     priority: int = 0,
     max_active: int = 0,
+    task_id: uuid.UUID | None = None,
 ) -> Task:
-    """Commit the task row, then publish its message.
+    """Commit the task row (with ``task_id`` when given), then publish its message.
 
     The row is written already ``assigned`` to ``queue`` (its trail reads ``created``,
     ``assigned``), so clients read their own writes and the submission costs one SQL
@@ -117,7 +118,8 @@ def submit(
         with _step(conn, autocommit):
             task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
                                          priority=priority, queue=queue,
-                                         max_active=max_active, assigned=True)
+                                         max_active=max_active, assigned=True,
+                                         task_id=task_id)
         if task is None:
             raise TooManyActiveTasks(max_active)
         try:

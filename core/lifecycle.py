@@ -61,6 +61,7 @@ def insert_task(
     queue: str | None = None,
     max_active: int = 0,
     assigned: bool = False,
+    task_id: uuid.UUID | None = None,
 ) -> Task | None:
     """The API's fast path for :func:`create_task`: the row and its trail as cached Core
     INSERTs (no ORM unit of work; one statement on PostgreSQL). Returns a detached
@@ -73,7 +74,7 @@ def insert_task(
     :func:`core.dispatch.submit`)."""
     now = utcnow()
     status = TaskStatus.ASSIGNED if assigned else TaskStatus.CREATED
-    values = dict(id=uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
+    values = dict(id=task_id or uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
                   status=status.value, priority=priority, queue=queue, progress=0,
                   retry_count=0, attempts=0, created_at=now, updated_at=now,
                   assigned_at=now if assigned else None)

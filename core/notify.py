@@ -11,13 +11,47 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 
 from core.lifecycle import FINISHED_CHANNEL
 
 log = logging.getLogger(__name__)
+
+
+class Subscription:
+    """One caller's interest in one task finishing (see :meth:`CompletionWaiter.subscribe`)."""
+
+    def __init__(self, waiter: CompletionWaiter, event: threading.Event | None, *,
+                 armed: bool) -> None:
+        self._waiter = waiter
+        self._event = event
+        # The listener was connected when we subscribed: any finish after now wakes us.
+        self.armed = armed
+
+    def wait(self, timeout: float, is_finished: Callable[[], bool], *,
+             check_first: bool = False) -> bool:
+        """True once ``is_finished()`` is true; False if ``timeout`` passes first.
+
+        ``is_finished`` runs on each wake-up, at least every 2 s (a listener reconnect
+        may have missed a notify), and first of all unless the subscription was made,
+        armed, before the task could finish."""
+        deadline = time.monotonic() + timeout
+        if self._event is None:
+            return self._waiter._poll(deadline, is_finished, interval=0.05)
+        if check_first or not self.armed:
+            if is_finished():
+                return True
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._event.wait(min(remaining, 2.0))
+            self._event.clear()
+            if is_finished():
+                return True
 
 
 class CompletionWaiter:
@@ -45,24 +79,23 @@ class CompletionWaiter:
 
     def wait(self, task_id: str, timeout: float, is_finished: Callable[[], bool]) -> bool:
         """True once ``is_finished()`` is true; False if ``timeout`` passes first."""
-        deadline = time.monotonic() + timeout
+        with self.subscribe(task_id) as subscription:
+            return subscription.wait(timeout, is_finished, check_first=True)
+
+    @contextmanager
+    def subscribe(self, task_id: str) -> Iterator[Subscription]:
+        """Listen for ``task_id`` finishing. Subscribe before the task's row is written
+        and :meth:`Subscription.wait` need not read the row before its first wake-up."""
         if not self.listening:
-            return self._poll(deadline, is_finished, interval=0.05)
+            yield Subscription(self, None, armed=False)
+            return
         self._ensure_listener()
         event = threading.Event()
         with self._lock:
             self._events.setdefault(task_id, set()).add(event)
+            armed = self._connected.is_set()
         try:
-            # Subscribed before the first check, so a notify in between is not missed.
-            while True:
-                if is_finished():
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                # A periodic re-check covers a listener reconnect that missed a notify.
-                event.wait(min(remaining, 2.0))
-                event.clear()
+            yield Subscription(self, event, armed=armed)
         finally:
             with self._lock:
                 waiters = self._events.get(task_id)

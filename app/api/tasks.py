@@ -27,6 +27,7 @@ from app.schemas import (
 from core import dispatch, lifecycle, media_store
 from core.models import Task, TaskCount, TaskEvent
 from core.status import RETRYABLE, TaskStatus
+from core.task_reads import read_task
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -86,8 +87,10 @@ def list_tasks():
 @bp.get("/<uuid:task_id>")
 @doc("Get a task", tag="Tasks", responses={200: TaskSchema})
 def get_task(task_id: uuid.UUID):
-    with db.session() as session:
-        return jsonify(task_schema.dump(owned_task(session, task_id)))
+    task = read_task(db, task_id, owner=current_principal().owner)
+    if task is None:
+        raise not_found("task")
+    return jsonify(task_schema.dump(task))
 
 
 @bp.get("/<uuid:task_id>/events")

@@ -1,0 +1,83 @@
+"""The completion waiter: woken by PostgreSQL NOTIFY, never misses a finish."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from core.notify import CompletionWaiter
+from core.worker_moves import FINISHED_CHANNEL
+
+
+@pytest.fixture()
+def waiter(database_url):
+    made = CompletionWaiter()
+    made.configure(database_url)
+    yield made
+    made.close()
+
+
+def _notify(database_url: str, task_id: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, task_id))
+
+
+def test_subscribed_early_reads_only_after_the_notify(waiter, database_url):
+    task_id, checks = str(uuid.uuid4()), []
+    with waiter.subscribe(task_id) as subscription:
+        assert subscription.armed
+        _notify(database_url, task_id)  # finishes before anyone waits: not missed
+        started = time.monotonic()
+        assert subscription.wait(5, lambda: checks.append(1) or True)
+    assert checks == [1] and time.monotonic() - started < 1
+
+
+def test_wakes_on_a_later_notify_and_ignores_others(waiter, database_url):
+    task_id, finished = str(uuid.uuid4()), threading.Event()
+
+    def finish_later():
+        time.sleep(0.2)
+        _notify(database_url, str(uuid.uuid4()))  # another task
+        time.sleep(0.2)
+        finished.set()
+        _notify(database_url, task_id)
+
+    threading.Thread(target=finish_later).start()
+    checks = []
+    with waiter.subscribe(task_id) as subscription:
+        started = time.monotonic()
+        assert subscription.wait(5, lambda: checks.append(1) or finished.is_set())
+    assert 0.3 < time.monotonic() - started < 1.5
+    assert finished.is_set() and len(checks) <= 2
+
+
+def test_times_out_when_nothing_finishes(waiter):
+    with waiter.subscribe(str(uuid.uuid4())) as subscription:
+        started = time.monotonic()
+        assert not subscription.wait(0.3, lambda: False)
+    assert 0.25 < time.monotonic() - started < 1.5
+
+
+def test_without_a_listener_it_checks_first_and_polls(tmp_path):
+    waiter = CompletionWaiter()
+    waiter.configure(f"sqlite:///{tmp_path / 'x.db'}")
+    with waiter.subscribe("t") as subscription:
+        assert not subscription.armed
+        assert subscription.wait(1, lambda: True)
+    answers = iter([False, False, True])
+    assert waiter.wait("t", 2, lambda: next(answers))
+
+
+def test_unreachable_listener_is_not_trusted(database_url):
+    waiter = CompletionWaiter()
+    waiter.configure("postgresql://postgres@127.0.0.1:1/none")  # nothing listens there
+    try:
+        with waiter.subscribe("t") as subscription:
+            assert not subscription.armed
+            assert subscription.wait(1, lambda: True)  # read at once, not after a wake-up
+    finally:
+        waiter.close()
