@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -20,7 +22,6 @@ def make_engine(url: str, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     options = dict(
         hide_parameters=True,  # errors and logs never show a statement's values
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_recycle=1800,
@@ -36,7 +37,30 @@ def make_engine(url: str, **kwargs) -> Engine:
         },
     )
     options.update(kwargs)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if not options.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _drop_if_closed_by_server)
+    return engine
+
+
+def _drop_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """Liveness check on pool checkout without a round trip.
+
+    An idle connection has nothing to read: if its socket is readable, the server hung
+    up (a restart, an idle timeout, ``pg_terminate_backend``: PostgreSQL sends its FATAL
+    message and closes) and the pool replaces it before anyone uses it. This is what
+    ``pool_pre_ping`` is for, minus the ``SELECT``-like ping each checkout would cost.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("connection closed")
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        hung_up = bool(poller.poll(0))
+    except (OSError, ValueError):  # no socket any more
+        hung_up = True
+    if hung_up:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -4,32 +4,29 @@ Each move is one conditional ``UPDATE ... WHERE status IN (<legal sources>)``, s
 illegal or racing move changes nothing: the database, not the caller, decides.
 Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit). The
 workers' moves (claim, complete, fail) run as fixed statements on PostgreSQL
-(:mod:`core.worker_moves`).
+(:mod:`core.task_sql`).
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     delete,
     func,
-    literal,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
-from core import worker_moves
-from core.models import Task, TaskCount, TaskEvent, UTCDateTime, utcnow
+from core import task_sql
+from core.models import Task, TaskCount, TaskEvent, utcnow
 from core.models_webhooks import Webhook
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
-from core.worker_moves import FINISHED_CHANNEL, MovedTask  # noqa: F401 (re-exported)
+from core.task_sql import FINISHED_CHANNEL, MovedTask  # noqa: F401 (re-exported)
 
 _TASKS = Task.__table__
 _EVENTS = TaskEvent.__table__
@@ -63,11 +60,11 @@ def insert_task(
     assigned: bool = False,
     task_id: uuid.UUID | None = None,
 ) -> Task | None:
-    """The API's fast path for :func:`create_task`: the row and its trail as cached Core
-    INSERTs (no ORM unit of work; one statement on PostgreSQL). Returns a detached
-    :class:`Task`, or None when ``max_active`` is set and the owner already has that many
-    active tasks (read from the trigger-kept counters inside the same statement: a soft
-    cap, concurrent submissions may pass it by a few).
+    """The API's fast path for :func:`create_task`: the row and its trail as Core INSERTs
+    (no ORM unit of work; one fixed statement on PostgreSQL, :func:`core.task_sql.insert`).
+    Returns a detached :class:`Task`, or None when ``max_active`` is set and the owner
+    already has that many active tasks (read from the trigger-kept counters inside the
+    same statement: a soft cap, concurrent submissions may pass it by a few).
 
     ``assigned``: the row is written already ``assigned`` to ``queue``, its trail
     ``created`` then ``assigned``: the caller publishes its message next (see
@@ -78,12 +75,10 @@ def insert_task(
                   status=status.value, priority=priority, queue=queue, progress=0,
                   retry_count=0, attempts=0, created_at=now, updated_at=now,
                   assigned_at=now if assigned else None)
-    details = {"endpoint": endpoint, "queue": queue}
     if conn.dialect.name == "postgresql":
-        params = dict(values, at=now, details=details, max_active=max_active,
-                      assigned_details={"queue": queue})
-        created = conn.execute(_insert_statement(bool(max_active), assigned), params).first()
-        return Task(**values) if created else None
+        return Task(**values) if task_sql.insert(conn, values, max_active=max_active) \
+            else None
+    details = {"endpoint": endpoint, "queue": queue}
     if max_active and conn.scalar(select(active_count(owner))) >= max_active:
         return None
     conn.execute(_TASKS.insert(), values)
@@ -93,29 +88,6 @@ def insert_task(
                        "details": {"queue": queue}})
     conn.execute(_EVENTS.insert(), events)
     return Task(**values)
-
-
-_INSERTED = ("id", "owner", "endpoint", "data", "status", "priority", "queue", "progress",
-             "retry_count", "attempts", "created_at", "updated_at", "assigned_at")
-
-
-@functools.cache
-def _insert_statement(capped: bool, assigned: bool):
-    """INSERT of the row (refused by the cap when ``capped``) and its trail, built once:
-    only the parameters change per call."""
-    source = select(*[bindparam(name, type_=_TASKS.c[name].type) for name in _INSERTED])
-    if capped:
-        source = source.where(active_count(bindparam("owner")) < bindparam("max_active"))
-    row = _TASKS.insert().from_select(list(_INSERTED), source).returning(_TASKS.c.id)
-    row = row.cte("new_task")
-    at = bindparam("at", type_=UTCDateTime())
-    json_type = _EVENTS.c.details.type
-    trail = select(row.c.id, literal("created"), at, bindparam("details", type_=json_type))
-    if assigned:
-        trail = trail.union_all(select(row.c.id, literal("assigned"), at,
-                                       bindparam("assigned_details", type_=json_type)))
-    return (_EVENTS.insert().from_select(["task_id", "type", "at", "details"], trail)
-            .returning(_EVENTS.c.task_id))
 
 
 def active_count(owner: Any):
@@ -196,12 +168,12 @@ def claim(session: Session | Connection, task_id: uuid.UUID, *, worker: str,
     """A worker starts the task. None if it is running elsewhere, finished or deleted.
 
     On PostgreSQL (a session, or the worker's autocommit connection) this is one
-    statement, :func:`core.worker_moves.claim`; the same move elsewhere goes through
+    statement, :func:`core.task_sql.claim`; the same move elsewhere goes through
     :func:`_move`."""
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
-        return worker_moves.claim(conn, task_id, worker=worker, device=device, now=now)
+        return task_sql.claim(conn, task_id, worker=worker, device=device, now=now)
     return _moved(_move(
         session,
         task_id,
@@ -246,7 +218,7 @@ def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
-        return worker_moves.complete(conn, task_id, result, attempt, now)
+        return task_sql.complete(conn, task_id, result, attempt, now)
     return _moved(_move(session, task_id, TaskStatus.COMPLETED, attempt=attempt,
                         result=result, error=None, progress=100, completed_at=now))
 
@@ -257,7 +229,7 @@ def fail(session: Session | Connection, task_id: uuid.UUID, error: dict[str, Any
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
-        return worker_moves.fail(conn, task_id, error, attempt, now)
+        return task_sql.fail(conn, task_id, error, attempt, now)
     return _moved(_move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
                         details=error, completed_at=now))
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from core.notify import CompletionWaiter
-from core.worker_moves import FINISHED_CHANNEL
+from core.task_sql import FINISHED_CHANNEL
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from core import lifecycle
 from core.models import Task, TaskEvent
 from workers import pipelines, runner
 from workers.heartbeat import Heartbeat
+from workers.status_moves import StatusMoves
 
 
 def _submit(db, data: dict) -> Task:
@@ -22,9 +23,9 @@ def _submit(db, data: dict) -> Task:
     return task
 
 
-def _run(db, settings, task: Task) -> str:
+def _run(db, settings, task: Task, moves: StatusMoves | None = None) -> str:
     return runner.execute(db, task.id, worker="w1@test", device="cpu", torch_device="cpu",
-                          settings=settings)
+                          settings=settings, moves=moves)
 
 
 def _row(db, task: Task) -> Task:
@@ -109,3 +110,24 @@ def test_heartbeat_beats_while_running_and_never_after(db):
     with Heartbeat(db, task.id, 0.1, attempt=claimed.attempts + 1) as stale:
         time.sleep(0.3)  # another run owns the task now
     assert stale.cancelled.is_set()
+
+
+def test_kept_connection_serves_task_after_task_and_survives_a_restart(db, settings,
+                                                                        caplog):
+    """Workers keep one connection for status moves; a database restart between two
+    tasks costs a reconnect, not the task."""
+    with StatusMoves(db) as moves:
+        first, second, third = (_submit(db, {"seconds": 0}) for _ in range(3))
+        assert _run(db, settings, first, moves) == "completed"
+        backend = moves.run(lambda conn: conn.exec_driver_sql(
+            "SELECT pg_backend_pid()").scalar())
+        assert _run(db, settings, second, moves) == "completed"
+        assert moves.run(lambda conn: conn.exec_driver_sql(
+            "SELECT pg_backend_pid()").scalar()) == backend  # the same connection
+        assert "reconnecting" not in caplog.text
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            conn.commit()
+        assert _run(db, settings, third, moves) == "completed"
+        assert "reconnecting" in caplog.text
+    assert [_row(db, t).status for t in (first, second, third)] == ["completed"] * 3

@@ -19,6 +19,7 @@ _settings: Settings | None = None
 _database: Database | None = None
 _lock = threading.Lock()
 _presence = None
+_local = threading.local()
 
 
 def settings() -> Settings:
@@ -47,6 +48,17 @@ def device_label() -> str:
     return os.environ.get("WORKER_DEVICE", "cpu")
 
 
+def status_moves():
+    """This thread's :class:`~workers.status_moves.StatusMoves`: its database connection
+    is kept from one task to the next."""
+    from workers.status_moves import StatusMoves
+
+    moves = getattr(_local, "moves", None)
+    if moves is None or moves.db is not database():
+        moves = _local.moves = StatusMoves(database())
+    return moves
+
+
 def presence():
     """This process's :class:`~workers.presence.Presence`, once started."""
     return _presence
@@ -68,6 +80,7 @@ def stop_presence() -> None:
 def after_fork() -> None:
     """Runs in each pool child: fresh connections, announce, warm the configured models."""
     global _database, _presence
+    _local.__dict__.pop("moves", None)  # the parent's connection is not ours
     if _database is not None:
         _database.dispose()
         _database = None

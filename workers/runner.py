@@ -8,12 +8,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from core import lifecycle
 from core.config import Settings
@@ -21,6 +18,7 @@ from core.db import Database
 from core.logs import task_context
 from workers import context, events
 from workers.heartbeat import Heartbeat
+from workers.status_moves import StatusMoves
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,52 +62,6 @@ def describe_error(exc: BaseException) -> dict[str, str]:
     return {"type": exc.__class__.__name__, "message": message[:2000]}
 
 
-class _Moves:
-    """Runs a task's status moves (claim, then complete or fail) for :func:`execute`.
-
-    On PostgreSQL each of those moves is a single statement (the move, its trail entry
-    and the completion notify: :mod:`core.worker_moves`), so they run in autocommit
-    (no BEGIN and COMMIT round trips) on one pooled connection kept from the claim to
-    the end of the task (one checkout and liveness ping instead of two). If that
-    connection died while the task ran (a database restart), the move is made again on
-    a fresh one. Elsewhere each move is an ordinary transaction.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._conn: Connection | None = None
-
-    def __enter__(self) -> _Moves:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def run(self, move: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``move(session_or_connection, *args, **kwargs)``, committed."""
-        if self.db.dialect != "postgresql":
-            with self.db.transaction() as session:
-                return move(session, *args, **kwargs)
-        for last in (False, True):
-            if self._conn is None:
-                assert self.db.engine is not None
-                self._conn = self.db.engine.connect()
-                self._conn.execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                return move(self._conn, *args, **kwargs)
-            except DBAPIError as exc:
-                self.close()
-                if last or not exc.connection_invalidated:
-                    raise
-                log.warning("database connection lost during the task; reconnecting")
-        raise AssertionError("unreachable")
-
-
 def execute(
     db: Database,
     task_id: str | uuid.UUID,
@@ -118,10 +70,14 @@ def execute(
     device: str,
     torch_device: str,
     settings: Settings,
+    moves: StatusMoves | None = None,
 ) -> str:
-    """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled."""
+    """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled.
+
+    ``moves``: the process's :class:`StatusMoves`, whose connection outlives the task
+    (workers pass one); by default one is opened for this task and closed after it."""
     task_uuid = uuid.UUID(str(task_id))
-    with _Moves(db) as moves:
+    with nullcontext(moves) if moves is not None else StatusMoves(db) as moves:
         task = moves.run(lifecycle.claim, task_uuid, worker=worker, device=device)
         if task is None:
             log.info("task %s not claimable (running elsewhere, finished or deleted)",
@@ -132,7 +88,7 @@ def execute(
                                     torch_device=torch_device, settings=settings)
 
 
-def _execute_claimed(db: Database, moves: _Moves, task, *, worker: str, device: str,
+def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, device: str,
                      torch_device: str, settings: Settings) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
@@ -150,7 +106,7 @@ def _execute_claimed(db: Database, moves: _Moves, task, *, worker: str, device: 
     return outcome
 
 
-def _run(db: Database, moves: _Moves, task, *, worker: str, torch_device: str,
+def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: str,
          settings: Settings) -> str:
     from workers.pipelines import get_pipeline
 

@@ -39,6 +39,7 @@ def execute_task(self, task_id: str) -> str:
                 device=context.device_label(),
                 torch_device=context.torch_device(),
                 settings=context.settings(),
+                moves=context.status_moves(),
             )
         except (OperationalError, PoolTimeout) as exc:
             if pause is None:

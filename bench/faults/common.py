@@ -59,9 +59,12 @@ class Load:
 
 
 def submit_load(base_url: str, headers: dict[str, str], total: int, threads: int,
-                body: dict[str, Any], give_up_s: float = 120.0) -> Load:
+                body: dict[str, Any], give_up_s: float = 120.0,
+                spread_s: float = 0.0) -> Load:
     """Submit ``total`` deferred tasks from ``threads`` clients; a 503 is retried after a
-    pause (as a client honouring ``Retry-After``, capped at 0.25 s), until accepted."""
+    pause (as a client honouring ``Retry-After``, capped at 0.25 s), until accepted.
+    With ``spread_s`` the i-th submission starts no earlier than ``i * spread_s / total``
+    seconds in, so the load lasts through a fault however fast the API answers."""
     load, lock = Load(), threading.Lock()
     todo = iter(range(total))
     started = time.monotonic()
@@ -70,8 +73,10 @@ def submit_load(base_url: str, headers: dict[str, str], total: int, threads: int
         with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
             while True:
                 with lock:
-                    if next(todo, None) is None:
-                        return
+                    index = next(todo, None)
+                if index is None:
+                    return
+                time.sleep(max(0.0, started + index * spread_s / total - time.monotonic()))
                 while time.monotonic() - started < give_up_s:
                     try:
                         response = http.post(SLEEP + "?defer=true", json=body)

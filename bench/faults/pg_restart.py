@@ -4,7 +4,8 @@ A private PostgreSQL cluster (``initdb``, ``pg_ctl``, on a free port; run as the
 ``postgres`` user when started as root) holds the platform's database; the platform runs
 as the Procfile has it (gunicorn API, a model worker of two pool processes, an events
 worker for the sweeps, celery beat) on the shared Redis. Eight client threads submit
-``FAULTS_PG_TASKS`` (600) deferred sleep tasks (``seconds: 0.05``), retrying each 503,
+``FAULTS_PG_TASKS`` (600) deferred sleep tasks (``seconds: 0.05``) spread over
+``FAULTS_LOAD_S`` (10) seconds, retrying each 503,
 while the cluster is stopped (``pg_ctl stop -m fast``: sessions are terminated) for
 ``FAULTS_PG_DOWN_S`` (4) seconds and started again.
 
@@ -40,6 +41,8 @@ from bench.harness import Platform, platform
 from core.models import Task
 
 THREADS = 8
+# Submissions are spread over this long, so the load lasts through the outage.
+LOAD_SECONDS = float(os.environ.get("FAULTS_LOAD_S", "10"))
 TASK = {"seconds": 0.05}
 WORKERS = {"model": {"WORKER_CONCURRENCY": "2"},
            "events": {"WORKER_ROLE": "events", "WORKER_CONCURRENCY": "4"}}
@@ -73,7 +76,7 @@ def main() -> int:
             beat = bench.beat()
             with CountSampler(api, bench.headers) as sampler:
                 thread, out = background(lambda: submit_load(
-                    api, bench.headers, tasks, THREADS, TASK))
+                    api, bench.headers, tasks, THREADS, TASK, spread_s=LOAD_SECONDS))
                 time.sleep(2.0)
                 stopped = time.monotonic()
                 cluster.stop("fast")

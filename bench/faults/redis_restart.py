@@ -3,7 +3,8 @@
 A private ``redis-server`` is the broker of a platform run as the Procfile has it (gunicorn
 API, a model worker of two pool processes, an events worker for the sweeps, celery beat).
 Eight client threads submit ``FAULTS_REDIS_TASKS`` (1000) deferred sleep tasks (``seconds:
-0.05``), retrying each 503 (as a client honouring ``Retry-After``), while Redis is stopped
+0.05``) spread over ``FAULTS_LOAD_S`` (10) seconds, retrying each 503 (as a client
+honouring ``Retry-After``), while Redis is stopped
 for ``FAULTS_REDIS_DOWN_S`` (4) seconds and started again on the same port. Two runs:
 
 - ``aof``: Redis as ``docker-compose.yml`` runs it in production (``--appendonly yes
@@ -42,6 +43,8 @@ from bench.faults.servers import RedisServer
 from bench.harness import platform
 
 THREADS = 8
+# Submissions are spread over this long, so the load lasts through the outage.
+LOAD_SECONDS = float(os.environ.get("FAULTS_LOAD_S", "10"))
 WORKERS = {"model": {"WORKER_CONCURRENCY": "2"},
            "events": {"WORKER_ROLE": "events", "WORKER_CONCURRENCY": "4"}}
 # 50 ms tasks on two pool processes: slower than the submissions, so a backlog is queued
@@ -63,7 +66,7 @@ def run_mode(persistence: str, log_dir: Path, tasks: int, down_s: float) -> tupl
             beat = bench.beat()
             with CountSampler(api, bench.headers) as sampler:
                 thread, out = background(lambda: submit_load(
-                    api, bench.headers, tasks, THREADS, TASK))
+                    api, bench.headers, tasks, THREADS, TASK, spread_s=LOAD_SECONDS))
                 time.sleep(2.0)  # load under way
                 stopped = time.monotonic()
                 server.stop(MODES[persistence])

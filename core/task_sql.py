@@ -1,13 +1,16 @@
-"""The workers' hot status moves on PostgreSQL: claim, complete and fail.
+"""The task hot paths' fixed PostgreSQL statements: a submission's INSERT and the
+workers' status moves (claim, complete, fail).
 
-Each is one fixed SQL statement: the conditional ``UPDATE``, its trail entry (a CTE
-``INSERT`` into ``task_events``), the "has the owner webhooks?" check and, for the
-finishing moves, the ``NOTIFY`` that wakes waiting API requests. The statements are
-sent as written (no SQL building or compiling per call; psycopg prepares them on the
-server after a few runs), so a task's bookkeeping costs two short round trips.
+Each is one statement sent as written: no SQL building, compiling or ORM work per call,
+and psycopg prepares it on the server after a few runs. A submission writes the row and
+its trail (refused by the owner's active-task cap inside the same statement); a move is
+the conditional ``UPDATE``, its trail entry (a CTE ``INSERT`` into ``task_events``), the
+"has the owner webhooks?" check and, for the finishing moves, the ``NOTIFY`` that wakes
+waiting API requests. So a task's bookkeeping costs three short round trips in all.
 
 The legal source statuses and the fencing on ``attempts`` are those of
-:mod:`core.lifecycle`, which uses these on PostgreSQL and its generic ORM path elsewhere.
+:mod:`core.lifecycle`, which uses these on PostgreSQL and its generic Core/ORM path
+elsewhere; ``tests/test_task_sql.py`` checks that both write the same rows and trails.
 """
 
 from __future__ import annotations
@@ -36,6 +39,46 @@ class MovedTask:
     status: str
     attempts: int
     subscribed: bool
+
+
+def _insert_sql(capped: bool, assigned: bool) -> str:
+    active = ", ".join(f"'{s}'" for s in (TaskStatus.CREATED, TaskStatus.ASSIGNED,
+                                           TaskStatus.RUNNING))
+    cap = (f"""WHERE (SELECT coalesce(sum(n), 0) FROM task_counts WHERE owner = %(owner)s
+                 AND status IN ({active})) < %(max_active)s""" if capped else "")
+    assigned_step = ("UNION ALL SELECT id, 'assigned', %(at)s, %(assigned_details)s "
+                     "FROM new_task" if assigned else "")
+    return f"""
+WITH new_task AS (
+    INSERT INTO tasks (id, owner, endpoint, data, status, priority, queue, progress,
+                       retry_count, attempts, created_at, updated_at, assigned_at)
+    SELECT %(id)s::uuid, %(owner)s::text, %(endpoint)s::text, %(data)s::jsonb,
+           %(status)s::text, %(priority)s::int, %(queue)s::text, 0, 0, 0,
+           %(at)s::timestamptz, %(at)s::timestamptz, %(assigned_at)s::timestamptz
+    {cap}
+    RETURNING id
+)
+INSERT INTO task_events (task_id, type, at, details)
+SELECT id, 'created', %(at)s, %(details)s FROM new_task
+{assigned_step}
+RETURNING task_id
+"""
+
+
+INSERT_SQL = {(capped, assigned): _insert_sql(capped, assigned)
+              for capped in (False, True) for assigned in (False, True)}
+
+
+def insert(conn: Connection, values: dict[str, Any], *, max_active: int) -> bool:
+    """Write a new task's row and trail (``values``: the row's columns as
+    :func:`core.lifecycle.insert_task` sets them). False if the active-task cap refused it."""
+    assigned = values["assigned_at"] is not None
+    params = {**values, "data": Jsonb(values["data"]), "at": values["created_at"],
+              "max_active": max_active,
+              "details": Jsonb({"endpoint": values["endpoint"], "queue": values["queue"]}),
+              "assigned_details": Jsonb({"queue": values["queue"]})}
+    return conn.exec_driver_sql(INSERT_SQL[bool(max_active), assigned], params).first() \
+        is not None
 
 
 def _sources(target: TaskStatus) -> str:

@@ -12,7 +12,7 @@ from core import lifecycle
 from core.db import Database
 from core.models import Task, TaskEvent
 from core.models_webhooks import Webhook
-from core.worker_moves import FINISHED_CHANNEL
+from core.task_sql import FINISHED_CHANNEL
 
 ROW = ("status", "attempts", "progress", "worker", "device", "result", "error")
 
@@ -88,3 +88,43 @@ def test_finishing_moves_notify_waiters(db, database_url):
                 assert finish(conn, task_id, outcome, 1) is not None
         got = [uuid.UUID(n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
     assert got == ids
+
+
+def _submissions(db: Database) -> list:
+    """Inserts as the API makes them: assigned or not, under an active-task cap."""
+    made = []
+    with db.engine.connect() as conn:
+        for assigned, max_active in ((True, 0), (False, 0), (True, 3), (True, 3)):
+            task = lifecycle.insert_task(conn, owner="carol", endpoint="/e", data={"a": [1]},
+                                         priority=2, queue="cuda:0", max_active=max_active,
+                                         assigned=assigned)
+            made.append(task and task.id)
+        conn.commit()
+    with db.session() as s:
+        rows = {t.id: t for t in s.scalars(select(Task))}
+        trails = {i: [(e.type, e.details) for e in s.scalars(
+            select(TaskEvent).where(TaskEvent.task_id == i).order_by(TaskEvent.id))]
+            for i in made if i}
+    return [None if i is None else
+            (tuple(getattr(rows[i], c) for c in ("owner", "endpoint", "data", "status",
+                                                  "priority", "queue", "progress",
+                                                  "retry_count", "attempts")),
+             rows[i].assigned_at is not None, rows[i].created_at == rows[i].updated_at,
+             trails[i]) for i in made]
+
+
+def test_postgres_insert_matches_the_generic_one(db, tmp_path):
+    url = f"sqlite:///{tmp_path / 'hark.db'}"
+    upgrade_database(url)
+    sqlite = Database().configure(url)
+    try:
+        expected = _submissions(sqlite)
+    finally:
+        sqlite.dispose()
+    assert _submissions(db) == expected
+    assigned = [("created", {"endpoint": "/e", "queue": "cuda:0"}),
+                ("assigned", {"queue": "cuda:0"})]
+    assert expected[0] == (("carol", "/e", {"a": [1]}, "assigned", 2, "cuda:0", 0, 0, 0),
+                           True, True, assigned)
+    assert expected[1][0][3] == "created" and expected[1][3] == assigned[:1]
+    assert expected[3] is None  # the cap of 3 active tasks refused the fourth
