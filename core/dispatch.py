@@ -69,11 +69,12 @@ def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 
 
     On Redis one LPUSH of the message ``send_task`` would write (:mod:`core.publisher`).
     """
-    broker_pri = broker_priority(priority, celery_app.conf.broker_url or "")
     publisher = redis_publisher(celery_app)
     if publisher is not None:
-        publisher.publish(EXECUTE_TASK, str(task_id), [str(task_id)], queue, broker_pri)
+        publisher.publish(EXECUTE_TASK, str(task_id), [str(task_id)], queue,
+                          broker_priority(priority, "redis"))
         return
+    broker_pri = broker_priority(priority, celery_app.conf.broker_url or "")
     celery_app.send_task(
         EXECUTE_TASK,
         args=[str(task_id)],

@@ -76,20 +76,22 @@ class RedisPublisher:
         return self._prefix + name
 
 
-_publishers: weakref.WeakKeyDictionary[Celery, RedisPublisher] = weakref.WeakKeyDictionary()
+# Per app: its publisher, or None when its broker is not Redis (decided once).
+_publishers: weakref.WeakKeyDictionary[Celery, RedisPublisher | None] = \
+    weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
 def redis_publisher(celery_app: Celery) -> RedisPublisher | None:
     """The app's publisher, made once; None when the broker is not Redis."""
     celery_app = getattr(celery_app, "_get_current_object", lambda: celery_app)()  # a proxy
-    url = celery_app.conf.broker_url or ""
-    if not url.startswith(("redis://", "rediss://")):
-        return None
-    publisher = _publishers.get(celery_app)
-    if publisher is None:
-        with _lock:
-            publisher = _publishers.get(celery_app)
-            if publisher is None:
-                publisher = _publishers[celery_app] = RedisPublisher(celery_app)
-    return publisher
+    try:
+        return _publishers[celery_app]
+    except KeyError:
+        pass
+    with _lock:
+        if celery_app not in _publishers:
+            url = celery_app.conf.broker_url or ""
+            _publishers[celery_app] = (RedisPublisher(celery_app)
+                                       if url.startswith(("redis://", "rediss://")) else None)
+        return _publishers[celery_app]
