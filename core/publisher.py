@@ -25,6 +25,8 @@ from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as dump_json
 
 _RETRIES = (0.0, 0.2)  # pauses before the second and third tries
+PUBLISH_CONNECTIONS = 64  # per API process; a publish waits for a free one
+POOL_WAIT_S = 5.0
 
 
 class RedisPublisher:
@@ -35,7 +37,13 @@ class RedisPublisher:
         self._connection = celery_app.connection_for_write()
         channel = self._connection.default_channel
         self._channel = channel
-        self._client = redis.Redis(connection_pool=channel.pool)
+        # Our own pool, blocking when all its connections are busy: kombu's channel pool
+        # (10 connections) raises "Too many connections" when more API threads than that
+        # publish at once, and the submission would be refused with a 503.
+        self._client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            celery_app.conf.broker_url, max_connections=PUBLISH_CONNECTIONS,
+            timeout=POOL_WAIT_S, socket_timeout=10, socket_connect_timeout=3,
+            retry_on_timeout=True, health_check_interval=25))
         self._prefix = channel.global_keyprefix or ""
         self._sep = channel.sep
         self._steps = list(channel.priority_steps)

@@ -61,3 +61,27 @@ def test_published_task_runs_on_a_worker(app, auth, worker):
     response = client.post("/diagnostics/sleep", json={"seconds": 0}, headers=auth)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["status"] == "completed"
+
+
+def test_many_threads_publish_at_once(settings):
+    """More publishing threads than kombu's pool has connections: all land, none refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = make_celery(settings, with_tasks=False)
+    publisher = redis_publisher(app)
+    queue = f"publisher-load-{uuid.uuid4().hex[:6]}"
+    ids = [str(uuid.uuid4()) for _ in range(640)]
+    with ThreadPoolExecutor(64) as pool:
+        list(pool.map(lambda i: publisher.publish(dispatch.EXECUTE_TASK, i, [i], queue, 0),
+                      ids))
+    client = redis.Redis.from_url(settings.broker_url)
+    key = settings.broker_key_prefix + queue
+    try:
+        assert client.llen(key) == len(ids)
+    finally:
+        client.delete(key)
+    # As many connections at once as an API process has threads (kombu's pool: 10).
+    pool = publisher._client.connection_pool
+    held = [pool.get_connection() for _ in range(32)]
+    for connection in held:
+        pool.release(connection)
