@@ -22,7 +22,7 @@ from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
 from core.models import Task
 from core.status import FINISHED
-from core.task_reads import read_task
+from core.task_reads import read_task, task_from_notify
 
 _task_schema = TaskSchema()
 _submit_args = SubmitArgs()
@@ -53,7 +53,7 @@ class Endpoint:
         defer = self._resolve_defer(args["defer"])
         settings = current_app.config["HARK"]
 
-        def submit_task(task_id: uuid.UUID | None = None) -> Task:
+        def submit_task(task_id: uuid.UUID | None = None, notify: bool = True) -> Task:
             return dispatch.submit(
                 db,
                 celery,
@@ -64,22 +64,24 @@ class Endpoint:
                 priority=priority,
                 max_active=settings.max_active_tasks,
                 task_id=task_id,
+                notify=notify,
             )
 
-        if defer:
-            task = submit_task()
+        if defer:  # nobody waits on it: no completion NOTIFY
+            task = submit_task(notify=False)
             return jsonify({"task_id": str(task.id), "status": task.status}), status
         timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
                       settings.max_sync_timeout)
         seen: list[Any] = []  # the last read of the row, reused for the answer
 
         def is_finished() -> bool:
-            seen[:] = [read_task(db, task_id)]
+            announced = subscription.row  # the finished row, if the notify carried it
+            seen[:] = [task_from_notify(announced) if announced else read_task(db, task_id)]
             return seen[0] is None or seen[0].status in FINISHED
 
         task_id = uuid.uuid4()
         # Subscribed before the row exists: the completion cannot slip by unheard, and
-        # the row is read once it finished, not before.
+        # the row is read (if its notify did not carry it) once it finished, not before.
         with waiter.subscribe(str(task_id)) as subscription:
             submit_task(task_id)
             finished = subscription.wait(timeout, is_finished)

@@ -41,7 +41,7 @@ def submit_backlog(bench: Platform, n: int) -> None:
 
     def one(_i: int) -> None:
         dispatch.submit(db, celery, owner="bench", endpoint=SLEEP, data={"seconds": 0},
-                        queue="cpu")
+                        queue="cpu", notify=False)  # as the API submits deferred tasks
 
     with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
         list(pool.map(one, range(n)))

@@ -64,20 +64,25 @@ def broker_priority(priority: int, broker_url: str) -> int:
     return priority
 
 
-def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 0) -> None:
+def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 0, *,
+            notify: bool = True) -> None:
     """Send the execute message; the Celery task id is the platform task id.
 
-    On Redis one LPUSH of the message ``send_task`` would write (:mod:`core.publisher`).
+    ``notify=False`` (a deferred submission: nobody waits on it) spares the worker the
+    completion ``NOTIFY``. On Redis one LPUSH of the message ``send_task`` would write
+    (:mod:`core.publisher`).
     """
+    kwargs = {} if notify else {"notify": False}
     publisher = redis_publisher(celery_app)
     if publisher is not None:
         publisher.publish(EXECUTE_TASK, str(task_id), [str(task_id)], queue,
-                          broker_priority(priority, "redis"))
+                          broker_priority(priority, "redis"), kwargs)
         return
     broker_pri = broker_priority(priority, celery_app.conf.broker_url or "")
     celery_app.send_task(
         EXECUTE_TASK,
         args=[str(task_id)],
+        kwargs=kwargs,
         task_id=str(task_id),
         queue=queue,
         priority=broker_pri,
@@ -97,8 +102,10 @@ def submit(
     priority: int = 0,
     max_active: int = 0,
     task_id: uuid.UUID | None = None,
+    notify: bool = True,
 ) -> Task:
-    """Commit the task row (with ``task_id`` when given), then publish its message.
+    """Commit the task row (with ``task_id`` when given), then publish its message
+    (``notify``: see :func:`publish`).
 
     The row is written already ``assigned`` to ``queue`` (its trail reads ``created``,
     ``assigned``), so clients read their own writes and the submission costs one SQL
@@ -124,7 +131,7 @@ def submit(
         if task is None:
             raise TooManyActiveTasks(max_active)
         try:
-            publish(celery_app, task.id, queue, priority)
+            publish(celery_app, task.id, queue, priority, notify=notify)
         except Exception as exc:
             log.warning("broker refused task %s: %s", task.id, exc)
             with _step(conn, autocommit):

@@ -213,23 +213,27 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
 
 
 def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
-             attempt: int | None = None) -> MovedTask | None:
-    """Store the result. None if the task was deleted or taken away meanwhile."""
+             attempt: int | None = None, notify: bool = True) -> MovedTask | None:
+    """Store the result. None if the task was deleted or taken away meanwhile.
+
+    ``notify`` wakes API requests waiting on the task (PostgreSQL ``NOTIFY``; SQLite
+    waiters poll). Workers pass False for tasks nobody submitted in sync mode."""
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
-        return task_sql.complete(conn, task_id, result, attempt, now)
+        return task_sql.complete(conn, task_id, result, attempt, now, notify)
     return _moved(_move(session, task_id, TaskStatus.COMPLETED, attempt=attempt,
                         result=result, error=None, progress=100, completed_at=now))
 
 
 def fail(session: Session | Connection, task_id: uuid.UUID, error: dict[str, Any],
-         attempt: int | None = None) -> MovedTask | None:
-    """Record a failure with its details (``{"type", "message"}``)."""
+         attempt: int | None = None, notify: bool = True) -> MovedTask | None:
+    """Record a failure with its details (``{"type", "message"}``); ``notify`` as for
+    :func:`complete`."""
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
-        return task_sql.fail(conn, task_id, error, attempt, now)
+        return task_sql.fail(conn, task_id, error, attempt, now, notify)
     return _moved(_move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
                         details=error, completed_at=now))
 

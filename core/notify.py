@@ -2,23 +2,30 @@
 
 On PostgreSQL one listener thread per process runs ``LISTEN hark_task_finished`` and
 wakes the requests waiting on the ids it hears (workers ``NOTIFY`` in the same
-transaction that stores the result). On SQLite, waiters re-check on a short interval.
+transaction that stores the result). The payload is the finished task's public row as
+JSON when it fits (:mod:`core.task_sql`), else its id; a waiter handed the row need not
+read it. On SQLite, waiters re-check on a short interval.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
 from core.lifecycle import FINISHED_CHANNEL
 
 log = logging.getLogger(__name__)
+# A row payload starts with its id (``json_build_object('id', id, ...)``).
+_ROW_ID = re.compile(r'\{"id" : "([0-9a-f-]{36})"')
 
 
 class Subscription:
@@ -27,9 +34,11 @@ class Subscription:
     def __init__(self, waiter: CompletionWaiter, event: threading.Event | None, *,
                  armed: bool) -> None:
         self._waiter = waiter
-        self._event = event
+        self.event = event
         # The listener was connected when we subscribed: any finish after now wakes us.
         self.armed = armed
+        # The finished task's public columns (JSON types), when its notify carried them.
+        self.row: dict[str, Any] | None = None
 
     def wait(self, timeout: float, is_finished: Callable[[], bool], *,
              check_first: bool = False) -> bool:
@@ -39,7 +48,7 @@ class Subscription:
         may have missed a notify), and first of all unless the subscription was made,
         armed, before the task could finish."""
         deadline = time.monotonic() + timeout
-        if self._event is None:
+        if self.event is None:
             return self._waiter._poll(deadline, is_finished, interval=0.05)
         if check_first or not self.armed:
             if is_finished():
@@ -48,8 +57,8 @@ class Subscription:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._event.wait(min(remaining, 2.0))
-            self._event.clear()
+            self.event.wait(min(remaining, 2.0))
+            self.event.clear()
             if is_finished():
                 return True
 
@@ -59,7 +68,7 @@ class CompletionWaiter:
 
     def __init__(self) -> None:
         self._dsn: str | None = None
-        self._events: dict[str, set[threading.Event]] = {}
+        self._subscriptions: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -90,19 +99,19 @@ class CompletionWaiter:
             yield Subscription(self, None, armed=False)
             return
         self._ensure_listener()
-        event = threading.Event()
+        subscription = Subscription(self, threading.Event(), armed=False)
         with self._lock:
-            self._events.setdefault(task_id, set()).add(event)
-            armed = self._connected.is_set()
+            self._subscriptions.setdefault(task_id, set()).add(subscription)
+            subscription.armed = self._connected.is_set()
         try:
-            yield Subscription(self, event, armed=armed)
+            yield subscription
         finally:
             with self._lock:
-                waiters = self._events.get(task_id)
+                waiters = self._subscriptions.get(task_id)
                 if waiters is not None:
-                    waiters.discard(event)
+                    waiters.discard(subscription)
                     if not waiters:
-                        del self._events[task_id]
+                        del self._subscriptions[task_id]
 
     @staticmethod
     def _poll(deadline: float, is_finished: Callable[[], bool], interval: float) -> bool:
@@ -150,14 +159,25 @@ class CompletionWaiter:
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _wake(self, task_id: str) -> None:
+    def _wake(self, payload: str) -> None:
+        matched = _ROW_ID.match(payload)
+        task_id = matched.group(1) if matched else payload
         with self._lock:
-            events = list(self._events.get(task_id, ()))
-        for event in events:
-            event.set()
+            waiters = list(self._subscriptions.get(task_id, ()))
+        if not waiters:
+            return
+        row = None
+        if matched:
+            try:
+                row = json.loads(payload)
+            except ValueError:
+                log.warning("unreadable completion payload for task %s", task_id)
+        for subscription in waiters:
+            subscription.row = row
+            subscription.event.set()
 
     def _wake_all(self) -> None:
         with self._lock:
-            events = [e for group in self._events.values() for e in group]
-        for event in events:
-            event.set()
+            waiters = [w for group in self._subscriptions.values() for w in group]
+        for subscription in waiters:
+            subscription.event.set()

@@ -50,10 +50,11 @@ class RedisPublisher:
         self._serializer = celery_app.conf.task_serializer
 
     def message(self, name: str, task_id: str, args: list[Any], queue: str,
-                priority: int) -> tuple[str, bytes | str]:
+                priority: int, kwargs: dict[str, Any] | None = None
+                ) -> tuple[str, bytes | str]:
         """The Redis key and payload ``send_task`` would push for this task."""
         headers, properties, body, _sent = self._app.amqp.as_task_v2(
-            task_id, name, args=args, kwargs={}, ignore_result=True)
+            task_id, name, args=args, kwargs=kwargs or {}, ignore_result=True)
         content_type, content_encoding, data = serialize(body, serializer=self._serializer)
         properties = dict(properties, delivery_mode=2)
         message = self._channel.prepare_message(data, priority, content_type,
@@ -66,9 +67,9 @@ class RedisPublisher:
         return self._key(queue, priority), dump_json(message)
 
     def publish(self, name: str, task_id: str, args: list[Any], queue: str,
-                priority: int) -> None:
+                priority: int, kwargs: dict[str, Any] | None = None) -> None:
         """Push the message; retries twice on a connection error, then raises."""
-        key, payload = self.message(name, task_id, args, queue, priority)
+        key, payload = self.message(name, task_id, args, queue, priority, kwargs)
         for pause in (*_RETRIES, None):
             try:
                 self._client.lpush(key, payload)

@@ -106,28 +106,46 @@ SELECT {_RETURNED}, {_SUBSCRIBED} FROM moved
 """
 
 
-def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool) -> str:
+# A task's public columns (``GET /tasks/<id>``), as the finishing moves' notify carries them.
+PUBLIC_COLUMNS = ("id", "owner", "endpoint", "data", "status", "result", "error",
+                  "progress", "priority", "retry_count", "attempts", "queue", "device",
+                  "worker", "created_at", "assigned_at", "started_at", "completed_at",
+                  "updated_at")
+# pg_notify refuses payloads of 8000 bytes or more; a larger row is announced by its id.
+NOTIFY_ROW_LIMIT = 7900
+_ROW_JSON = "json_build_object({})::text".format(
+    ", ".join(f"'{name}', {name}" for name in PUBLIC_COLUMNS))
+
+
+def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool,
+                notify: bool) -> str:
     fence = "AND attempts = %(attempt)s" if fenced else ""
+    returned, source, announce = _RETURNED, "moved", ""
+    if notify:  # the whole public row when it fits, so a waiting request need not read it
+        returned = ", ".join(PUBLIC_COLUMNS)
+        source = f"(SELECT moved.*, {_ROW_JSON} AS payload FROM moved) AS moved"
+        announce = (f", pg_notify('{FINISHED_CHANNEL}', CASE WHEN octet_length(payload) < "
+                    f"{NOTIFY_ROW_LIMIT} THEN payload ELSE id::text END)")
     return f"""
 WITH moved AS (
     UPDATE tasks SET status = '{target}', {assignments},
         completed_at = %(now)s, updated_at = %(now)s
     WHERE id = %(id)s AND status IN ({_sources(target)}) {fence}
-    RETURNING {_RETURNED}
+    RETURNING {returned}
 ), logged AS (
     INSERT INTO task_events (task_id, type, at, details)
     SELECT id, '{target}', %(now)s, {details} FROM moved
 )
-SELECT {_RETURNED}, {_SUBSCRIBED}, pg_notify('{FINISHED_CHANNEL}', id::text) FROM moved
+SELECT {_RETURNED}, {_SUBSCRIBED}{announce} FROM {source}
 """
 
 
-COMPLETE_SQL = {fenced: _finish_sql(TaskStatus.COMPLETED,
-                                    "result = %(result)s, error = NULL, progress = 100",
-                                    "NULL", fenced)
-                for fenced in (False, True)}
-FAIL_SQL = {fenced: _finish_sql(TaskStatus.FAILED, "error = %(error)s", "%(error)s", fenced)
-            for fenced in (False, True)}
+COMPLETE_SQL = {(fenced, notify): _finish_sql(
+    TaskStatus.COMPLETED, "result = %(result)s, error = NULL, progress = 100", "NULL",
+    fenced, notify) for fenced in (False, True) for notify in (False, True)}
+FAIL_SQL = {(fenced, notify): _finish_sql(
+    TaskStatus.FAILED, "error = %(error)s", "%(error)s", fenced, notify)
+    for fenced in (False, True) for notify in (False, True)}
 
 
 def claim(conn: Connection, task_id: uuid.UUID, *, worker: str, device: str,
@@ -138,16 +156,18 @@ def claim(conn: Connection, task_id: uuid.UUID, *, worker: str, device: str,
 
 
 def complete(conn: Connection, task_id: uuid.UUID, result: Any, attempt: int | None,
-             now: datetime) -> MovedTask | None:
-    """``completed`` with ``result``; None if deleted or taken away (``attempt`` fence)."""
-    return _one(conn, COMPLETE_SQL[attempt is not None],
+             now: datetime, notify: bool = True) -> MovedTask | None:
+    """``completed`` with ``result``; None if deleted or taken away (``attempt`` fence).
+    ``notify``: announce it to waiting API requests (the whole row when it fits)."""
+    return _one(conn, COMPLETE_SQL[attempt is not None, notify],
                 {"id": task_id, "result": Jsonb(result), "attempt": attempt, "now": now})
 
 
 def fail(conn: Connection, task_id: uuid.UUID, error: dict[str, Any], attempt: int | None,
-         now: datetime) -> MovedTask | None:
-    """``failed`` with ``error``; None if deleted or taken away (``attempt`` fence)."""
-    return _one(conn, FAIL_SQL[attempt is not None],
+         now: datetime, notify: bool = True) -> MovedTask | None:
+    """``failed`` with ``error``; None if deleted or taken away (``attempt`` fence).
+    ``notify``: as for :func:`complete`."""
+    return _one(conn, FAIL_SQL[attempt is not None, notify],
                 {"id": task_id, "error": Jsonb(error), "attempt": attempt, "now": now})
 
 

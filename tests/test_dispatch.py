@@ -30,7 +30,11 @@ def test_deferred_task_completes(client, auth, worker):
     assert done["created_at"] <= done["assigned_at"] <= done["started_at"] <= done["completed_at"]
 
 
-def test_sync_request_waits_for_result(client, auth, worker):
+def test_sync_request_waits_for_result(client, auth, worker, monkeypatch):
+    from app import endpoints
+
+    reads = []
+    monkeypatch.setattr(endpoints, "read_task", lambda *a: reads.append(a))
     started = time.monotonic()
     response = client.post(SLEEP, json={"seconds": 0.3}, headers=auth)
     elapsed = time.monotonic() - started
@@ -39,6 +43,8 @@ def test_sync_request_waits_for_result(client, auth, worker):
     assert body["status"] == "completed" and body["result"]["slept"] == 0.3
     assert body["task_id"] == body["id"]
     assert 0.3 <= elapsed < 5
+    assert reads == []  # the completion notify carried the row: no read at all
+    assert body == task_status(client, auth, body["id"]) | {"task_id": body["id"]}
 
 
 def test_sync_request_times_out_into_a_task_id(client, auth, worker):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -81,3 +82,13 @@ def test_unreachable_listener_is_not_trusted(database_url):
             assert subscription.wait(1, lambda: True)  # read at once, not after a wake-up
     finally:
         waiter.close()
+
+
+def test_a_row_payload_reaches_the_waiter(waiter, database_url):
+    task_id = str(uuid.uuid4())
+    row = json.dumps({"id": task_id, "status": "completed", "result": {"ok": 1}},
+                     separators=(", ", " : "))  # as json_build_object writes it
+    with waiter.subscribe(task_id) as subscription:
+        _notify(database_url, row)
+        assert subscription.wait(5, lambda: subscription.row is not None)
+    assert subscription.row == {"id": task_id, "status": "completed", "result": {"ok": 1}}

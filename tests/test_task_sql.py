@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import json
 
 import psycopg
 from sqlalchemy import select
@@ -12,6 +12,8 @@ from core import lifecycle
 from core.db import Database
 from core.models import Task, TaskEvent
 from core.models_webhooks import Webhook
+from core.schemas import TaskSchema
+from core.task_reads import read_task, task_from_notify
 from core.task_sql import FINISHED_CHANNEL
 
 ROW = ("status", "attempts", "progress", "worker", "device", "result", "error")
@@ -73,21 +75,31 @@ def test_postgres_moves_match_the_generic_ones(db, tmp_path):
     assert expected["row"] == ("completed", 2, 100, "w2", "cuda:0", {"text": "hi"}, None)
 
 
-def test_finishing_moves_notify_waiters(db, database_url):
+def test_finishing_moves_notify_waiters_with_the_row(db, database_url):
+    """A finish announces the whole public row (read back exactly as ``read_task``
+    reads it); a large one by its id; a finish nobody waits on, not at all."""
     with db.transaction() as s:
-        ids = [lifecycle.create_task(s, owner="bob", endpoint="/x", data={}).id
-               for _ in range(2)]
+        ids = [lifecycle.create_task(s, owner="bob", endpoint="/x", data={"n": i}).id
+               for i in range(4)]
+    big = {"text": "x" * 9000}
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute(f"LISTEN {FINISHED_CHANNEL}")
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            for task_id, finish in zip(ids, (lifecycle.complete, lifecycle.fail), strict=True):
+            for task_id in ids:
                 assert lifecycle.claim(conn, task_id, worker="w", device="cpu").subscribed \
                     is False
-                outcome = {"type": "E", "message": "m"} if finish is lifecycle.fail else {}
-                assert finish(conn, task_id, outcome, 1) is not None
-        got = [uuid.UUID(n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
-    assert got == ids
+            assert lifecycle.complete(conn, ids[0], {"words": 2}, 1) is not None
+            assert lifecycle.fail(conn, ids[1], {"type": "E", "message": "m"}, 1)
+            assert lifecycle.complete(conn, ids[2], big, 1, notify=False)  # deferred
+            assert lifecycle.complete(conn, ids[3], big, 1)  # too large for a payload
+        payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
+    assert len(payloads) == 3 and payloads[2] == str(ids[3])
+    schema = TaskSchema()
+    for task_id, payload in zip(ids[:2], payloads[:2], strict=True):
+        announced = task_from_notify(json.loads(payload))
+        assert schema.dump(announced) == schema.dump(read_task(db, task_id))
+        assert announced.status in ("completed", "failed")
 
 
 def _submissions(db: Database) -> list:

@@ -71,11 +71,13 @@ def execute(
     torch_device: str,
     settings: Settings,
     moves: StatusMoves | None = None,
+    notify: bool = True,
 ) -> str:
     """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled.
 
     ``moves``: the process's :class:`StatusMoves`, whose connection outlives the task
-    (workers pass one); by default one is opened for this task and closed after it."""
+    (workers pass one); by default one is opened for this task and closed after it.
+    ``notify``: announce the end to waiting API requests (False for deferred tasks)."""
     task_uuid = uuid.UUID(str(task_id))
     with nullcontext(moves) if moves is not None else StatusMoves(db) as moves:
         task = moves.run(lifecycle.claim, task_uuid, worker=worker, device=device)
@@ -85,11 +87,12 @@ def execute(
             return "skipped"
         with task_context(task_uuid, task.owner):
             return _execute_claimed(db, moves, task, worker=worker, device=device,
-                                    torch_device=torch_device, settings=settings)
+                                    torch_device=torch_device, settings=settings,
+                                    notify=notify)
 
 
 def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, device: str,
-                     torch_device: str, settings: Settings) -> str:
+                     torch_device: str, settings: Settings, notify: bool) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED, subscribed=task.subscribed, data=task.data)
@@ -99,7 +102,7 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
     started, outcome = time.perf_counter(), "crashed"
     try:
         outcome = _run(db, moves, task, worker=worker, torch_device=torch_device,
-                       settings=settings)
+                       settings=settings, notify=notify)
     finally:
         if presence is not None:
             presence.task_finished(outcome, time.perf_counter() - started)
@@ -107,7 +110,7 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
 
 
 def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: str,
-         settings: Settings) -> str:
+         settings: Settings, notify: bool) -> str:
     from workers.pipelines import get_pipeline
 
     task_uuid = task.id
@@ -132,13 +135,14 @@ def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: s
                 log.info("task %s failed: %s", task_uuid, exc)
             else:
                 log.exception("task %s crashed", task_uuid)
-            failed = moves.run(lifecycle.fail, task_uuid, describe_error(exc), attempt)
+            failed = moves.run(lifecycle.fail, task_uuid, describe_error(exc), attempt,
+                               notify=notify)
             if failed is None:
                 return "cancelled"
             events.emit(task_uuid, events.FAILED, subscribed=failed.subscribed,
                         data=failed.data)
             return "failed"
-    done = moves.run(lifecycle.complete, task_uuid, result, attempt)
+    done = moves.run(lifecycle.complete, task_uuid, result, attempt, notify=notify)
     if done is None:
         log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
         return "cancelled"

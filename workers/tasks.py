@@ -22,8 +22,9 @@ DATABASE_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
 
 
 @shared_task(name=EXECUTE_TASK, bind=True, ignore_result=True)
-def execute_task(self, task_id: str) -> str:
-    """Run platform task ``task_id`` (the Celery task id is the same id).
+def execute_task(self, task_id: str, notify: bool = True) -> str:
+    """Run platform task ``task_id`` (the Celery task id is the same id). ``notify``:
+    announce its end to waiting API requests (deferred submissions send False).
 
     While the database is unreachable the pool process waits and tries again, holding
     the unacknowledged message, instead of dropping it: a short outage delays tasks, it
@@ -40,6 +41,7 @@ def execute_task(self, task_id: str) -> str:
                 torch_device=context.torch_device(),
                 settings=context.settings(),
                 moves=context.status_moves(),
+                notify=notify,
             )
         except (OperationalError, PoolTimeout) as exc:
             if pause is None:
