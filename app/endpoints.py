@@ -53,7 +53,7 @@ class Endpoint:
         defer = self._resolve_defer(args["defer"])
         settings = current_app.config["HARK"]
 
-        def submit_task(task_id: uuid.UUID | None = None, notify: bool = True) -> Task:
+        def submit_task(task_id: uuid.UUID | None = None, notify: bool | str = True) -> Task:
             return dispatch.submit(
                 db,
                 celery,
@@ -83,7 +83,7 @@ class Endpoint:
         # Subscribed before the row exists: the completion cannot slip by unheard, and
         # the row is read (if its notify did not carry it) once it finished, not before.
         with waiter.subscribe(str(task_id)) as subscription:
-            submit_task(task_id)
+            submit_task(task_id, notify=subscription.channel or True)
             finished = subscription.wait(timeout, is_finished)
         current = seen[0] if seen else read_task(db, task_id)
         if current is None:  # deleted while we waited

@@ -65,14 +65,15 @@ def broker_priority(priority: int, broker_url: str) -> int:
 
 
 def publish(celery_app: Celery, task_id: uuid.UUID, queue: str, priority: int = 0, *,
-            notify: bool = True) -> None:
+            notify: bool | str = True) -> None:
     """Send the execute message; the Celery task id is the platform task id.
 
-    ``notify=False`` (a deferred submission: nobody waits on it) spares the worker the
-    completion ``NOTIFY``. On Redis one LPUSH of the message ``send_task`` would write
-    (:mod:`core.publisher`).
+    ``notify``: where the worker announces the finish. A sync submission names its API
+    process's channel; ``False`` (a deferred submission: nobody waits on it) spares the
+    worker the ``NOTIFY``; ``True`` uses the shared channel. On Redis one LPUSH of the
+    message ``send_task`` would write (:mod:`core.publisher`).
     """
-    kwargs = {} if notify else {"notify": False}
+    kwargs = {} if notify is True else {"notify": notify}
     publisher = redis_publisher(celery_app)
     if publisher is not None:
         publisher.publish(EXECUTE_TASK, str(task_id), [str(task_id)], queue,
@@ -102,7 +103,7 @@ def submit(
     priority: int = 0,
     max_active: int = 0,
     task_id: uuid.UUID | None = None,
-    notify: bool = True,
+    notify: bool | str = True,
 ) -> Task:
     """Commit the task row (with ``task_id`` when given), then publish its message
     (``notify``: see :func:`publish`).

@@ -213,11 +213,12 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
 
 
 def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
-             attempt: int | None = None, notify: bool = True) -> MovedTask | None:
+             attempt: int | None = None, notify: bool | str = True) -> MovedTask | None:
     """Store the result. None if the task was deleted or taken away meanwhile.
 
     ``notify`` wakes API requests waiting on the task (PostgreSQL ``NOTIFY``; SQLite
-    waiters poll). Workers pass False for tasks nobody submitted in sync mode."""
+    waiters poll): on the shared channel, or on the one the task message names (the
+    waiting API process's own); workers pass False for deferred submissions."""
     now = utcnow()
     conn = _postgres_connection(session)
     if conn is not None:
@@ -227,7 +228,7 @@ def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
 
 
 def fail(session: Session | Connection, task_id: uuid.UUID, error: dict[str, Any],
-         attempt: int | None = None, notify: bool = True) -> MovedTask | None:
+         attempt: int | None = None, notify: bool | str = True) -> MovedTask | None:
     """Record a failure with its details (``{"type", "message"}``); ``notify`` as for
     :func:`complete`."""
     now = utcnow()

@@ -1,10 +1,12 @@
 """Waiting for a task to finish without sleep-polling the database.
 
-On PostgreSQL one listener thread per process runs ``LISTEN hark_task_finished`` and
-wakes the requests waiting on the ids it hears (workers ``NOTIFY`` in the same
-transaction that stores the result). The payload is the finished task's public row as
-JSON when it fits (:mod:`core.task_sql`), else its id; a waiter handed the row need not
-read it. On SQLite, waiters re-check on a short interval.
+On PostgreSQL one listener thread per process listens on the process's own channel and
+on the shared ``hark_task_finished``, and wakes the requests waiting on the ids it
+hears. A sync submission names its process's channel in the task message, so the worker
+notifies that process alone (in the same transaction that stores the result); finishes
+made elsewhere (the sweeper) go to the shared channel. The payload is the finished
+task's public row as JSON when it fits (:mod:`core.task_sql`), else its id; a waiter
+handed the row need not read it. On SQLite, waiters re-check on a short interval.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +42,11 @@ class Subscription:
         self.armed = armed
         # The finished task's public columns (JSON types), when its notify carried them.
         self.row: dict[str, Any] | None = None
+
+    @property
+    def channel(self) -> str | None:
+        """The channel to have the task's finish announced on (None: nobody listens)."""
+        return self._waiter.channel if self.event is not None else None
 
     def wait(self, timeout: float, is_finished: Callable[[], bool], *,
              check_first: bool = False) -> bool:
@@ -74,6 +82,7 @@ class CompletionWaiter:
         self._pid: int | None = None
         self._connected = threading.Event()
         self._closed = threading.Event()
+        self.channel: str | None = None  # this process's own, once its listener started
 
     def configure(self, database_url: str) -> None:
         if database_url.startswith(("postgresql", "postgres")):
@@ -130,6 +139,8 @@ class CompletionWaiter:
             if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+            self._connected.clear()  # a forked child inherits the parent's flag, not its socket
+            self.channel = f"hark_done_{self._pid}_{secrets.token_hex(6)}"
             self._thread = threading.Thread(target=self._listen_forever, daemon=True,
                                             name="hark-completion-listener")
             self._thread.start()
@@ -145,6 +156,7 @@ class CompletionWaiter:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=3) as conn:
                     conn.execute(f"LISTEN {FINISHED_CHANNEL}")
+                    conn.execute(f"LISTEN {self.channel}")
                     self._connected.set()
                     backoff = 0.1
                     self._wake_all()

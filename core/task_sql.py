@@ -15,6 +15,7 @@ elsewhere; ``tests/test_task_sql.py`` checks that both write the same rows and t
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,7 +125,7 @@ def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool
     if notify:  # the whole public row when it fits, so a waiting request need not read it
         returned = ", ".join(PUBLIC_COLUMNS)
         source = f"(SELECT moved.*, {_ROW_JSON} AS payload FROM moved) AS moved"
-        announce = (f", pg_notify('{FINISHED_CHANNEL}', CASE WHEN octet_length(payload) < "
+        announce = (f", pg_notify(%(channel)s, CASE WHEN octet_length(payload) < "
                     f"{NOTIFY_ROW_LIMIT} THEN payload ELSE id::text END)")
     return f"""
 WITH moved AS (
@@ -156,19 +157,33 @@ def claim(conn: Connection, task_id: uuid.UUID, *, worker: str, device: str,
 
 
 def complete(conn: Connection, task_id: uuid.UUID, result: Any, attempt: int | None,
-             now: datetime, notify: bool = True) -> MovedTask | None:
+             now: datetime, notify: bool | str = True) -> MovedTask | None:
     """``completed`` with ``result``; None if deleted or taken away (``attempt`` fence).
-    ``notify``: announce it to waiting API requests (the whole row when it fits)."""
-    return _one(conn, COMPLETE_SQL[attempt is not None, notify],
-                {"id": task_id, "result": Jsonb(result), "attempt": attempt, "now": now})
+    ``notify``: announce it to waiting API requests (the whole row when it fits), on
+    the shared channel (True) or on the waiting API process's own (its name)."""
+    return _one(conn, COMPLETE_SQL[attempt is not None, bool(notify)],
+                {"id": task_id, "result": Jsonb(result), "attempt": attempt, "now": now,
+                 "channel": notify_channel(notify)})
 
 
 def fail(conn: Connection, task_id: uuid.UUID, error: dict[str, Any], attempt: int | None,
-         now: datetime, notify: bool = True) -> MovedTask | None:
+         now: datetime, notify: bool | str = True) -> MovedTask | None:
     """``failed`` with ``error``; None if deleted or taken away (``attempt`` fence).
     ``notify``: as for :func:`complete`."""
-    return _one(conn, FAIL_SQL[attempt is not None, notify],
-                {"id": task_id, "error": Jsonb(error), "attempt": attempt, "now": now})
+    return _one(conn, FAIL_SQL[attempt is not None, bool(notify)],
+                {"id": task_id, "error": Jsonb(error), "attempt": attempt, "now": now,
+                 "channel": notify_channel(notify)})
+
+
+_CHANNEL_NAME = re.compile(r"[a-z0-9_]{1,63}")
+
+
+def notify_channel(notify: bool | str) -> str:
+    """The channel a finish is announced on: a well-formed name from the task message
+    (an API process's own), else the shared one."""
+    if isinstance(notify, str) and _CHANNEL_NAME.fullmatch(notify):
+        return notify
+    return FINISHED_CHANNEL
 
 
 def _one(conn: Connection, sql: str, params: dict[str, Any]) -> MovedTask | None:

@@ -92,3 +92,22 @@ def test_a_row_payload_reaches_the_waiter(waiter, database_url):
         _notify(database_url, row)
         assert subscription.wait(5, lambda: subscription.row is not None)
     assert subscription.row == {"id": task_id, "status": "completed", "result": {"ok": 1}}
+
+
+def test_each_process_listens_on_its_own_channel(waiter, database_url):
+    task_id = str(uuid.uuid4())
+    with waiter.subscribe(task_id) as subscription:
+        assert subscription.channel == waiter.channel
+        assert waiter.channel.startswith("hark_done_") and waiter.channel != FINISHED_CHANNEL
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (waiter.channel, task_id))
+        started = time.monotonic()
+        assert subscription.wait(5, lambda: True)
+        assert time.monotonic() - started < 1  # woken by the notify, not the 2 s re-check
+    other = CompletionWaiter()
+    other.configure(database_url)
+    try:
+        with other.subscribe(task_id):
+            assert other.channel != waiter.channel
+    finally:
+        other.close()

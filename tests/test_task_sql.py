@@ -77,26 +77,33 @@ def test_postgres_moves_match_the_generic_ones(db, tmp_path):
 
 def test_finishing_moves_notify_waiters_with_the_row(db, database_url):
     """A finish announces the whole public row (read back exactly as ``read_task``
-    reads it); a large one by its id; a finish nobody waits on, not at all."""
+    reads it), on the channel the message named; a large row by its id; a finish nobody
+    waits on, not at all."""
     with db.transaction() as s:
         ids = [lifecycle.create_task(s, owner="bob", endpoint="/x", data={"n": i}).id
-               for i in range(4)]
+               for i in range(5)]
     big = {"text": "x" * 9000}
-    with psycopg.connect(database_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {FINISHED_CHANNEL}")
+    own = "hark_done_test_1"
+    with psycopg.connect(database_url, autocommit=True) as shared, \
+            psycopg.connect(database_url, autocommit=True) as api_process:
+        shared.execute(f"LISTEN {FINISHED_CHANNEL}")
+        api_process.execute(f"LISTEN {own}")
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             for task_id in ids:
                 assert lifecycle.claim(conn, task_id, worker="w", device="cpu").subscribed \
                     is False
-            assert lifecycle.complete(conn, ids[0], {"words": 2}, 1) is not None
-            assert lifecycle.fail(conn, ids[1], {"type": "E", "message": "m"}, 1)
+            assert lifecycle.complete(conn, ids[0], {"words": 2}, 1, notify=own)
+            assert lifecycle.fail(conn, ids[1], {"type": "E", "message": "m"}, 1, notify=own)
             assert lifecycle.complete(conn, ids[2], big, 1, notify=False)  # deferred
-            assert lifecycle.complete(conn, ids[3], big, 1)  # too large for a payload
-        payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
-    assert len(payloads) == 3 and payloads[2] == str(ids[3])
+            assert lifecycle.complete(conn, ids[3], big, 1, notify=own)  # too large
+            assert lifecycle.complete(conn, ids[4], {}, 1, notify="Bad Name!")  # shared
+        mine = [n.payload for n in api_process.notifies(timeout=2, stop_after=3)]
+        others = [n.payload for n in shared.notifies(timeout=0.5)]
+    assert len(mine) == 3 and mine[2] == str(ids[3])
+    assert len(others) == 1 and json.loads(others[0])["id"] == str(ids[4])
     schema = TaskSchema()
-    for task_id, payload in zip(ids[:2], payloads[:2], strict=True):
+    for task_id, payload in zip(ids[:2], mine[:2], strict=True):
         announced = task_from_notify(json.loads(payload))
         assert schema.dump(announced) == schema.dump(read_task(db, task_id))
         assert announced.status in ("completed", "failed")

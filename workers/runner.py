@@ -71,13 +71,14 @@ def execute(
     torch_device: str,
     settings: Settings,
     moves: StatusMoves | None = None,
-    notify: bool = True,
+    notify: bool | str = True,
 ) -> str:
     """Run one task to its end. Returns the outcome: completed, failed, skipped, cancelled.
 
     ``moves``: the process's :class:`StatusMoves`, whose connection outlives the task
     (workers pass one); by default one is opened for this task and closed after it.
-    ``notify``: announce the end to waiting API requests (False for deferred tasks)."""
+    ``notify``: announce the end to waiting API requests: True on the shared channel, a
+    channel name (the waiting API process's), or False (deferred tasks)."""
     task_uuid = uuid.UUID(str(task_id))
     with nullcontext(moves) if moves is not None else StatusMoves(db) as moves:
         task = moves.run(lifecycle.claim, task_uuid, worker=worker, device=device)
@@ -92,7 +93,7 @@ def execute(
 
 
 def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, device: str,
-                     torch_device: str, settings: Settings, notify: bool) -> str:
+                     torch_device: str, settings: Settings, notify: bool | str) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
     events.emit(task_uuid, events.STARTED, subscribed=task.subscribed, data=task.data)
@@ -110,7 +111,7 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
 
 
 def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: str,
-         settings: Settings, notify: bool) -> str:
+         settings: Settings, notify: bool | str) -> str:
     from workers.pipelines import get_pipeline
 
     task_uuid = task.id

@@ -22,9 +22,10 @@ DATABASE_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
 
 
 @shared_task(name=EXECUTE_TASK, bind=True, ignore_result=True)
-def execute_task(self, task_id: str, notify: bool = True) -> str:
+def execute_task(self, task_id: str, notify: bool | str = True) -> str:
     """Run platform task ``task_id`` (the Celery task id is the same id). ``notify``:
-    announce its end to waiting API requests (deferred submissions send False).
+    where to announce its end to waiting API requests (a sync submission names its API
+    process's channel; deferred submissions send False).
 
     While the database is unreachable the pool process waits and tries again, holding
     the unacknowledged message, instead of dropping it: a short outage delays tasks, it
