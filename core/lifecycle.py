@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from core import task_sql
 from core.models import Task, TaskCount, TaskEvent, utcnow
 from core.models_webhooks import Webhook
-from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
-from core.task_sql import FINISHED_CHANNEL, MovedTask  # noqa: F401 (re-exported)
+from core.status import CAPPED, IllegalTransition, TaskStatus, check_transition, sources_for
+from core.task_sql import MovedTask
 
 _TASKS = Task.__table__
 _EVENTS = TaskEvent.__table__
@@ -92,9 +92,8 @@ def insert_task(
 
 def active_count(owner: Any):
     """Scalar subquery: the owner's created, assigned and running tasks (from counters)."""
-    active = [TaskStatus.CREATED.value, TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value]
     return (select(func.coalesce(func.sum(TaskCount.n), 0))
-            .where(TaskCount.owner == owner, TaskCount.status.in_(active))
+            .where(TaskCount.owner == owner, TaskCount.status.in_([s.value for s in CAPPED]))
             .scalar_subquery())
 
 

@@ -24,11 +24,21 @@ from typing import Any
 
 import psycopg
 
-from core.lifecycle import FINISHED_CHANNEL
+from core.task_sql import FINISHED_CHANNEL
 
 log = logging.getLogger(__name__)
 # A row payload starts with its id (``json_build_object('id', id, ...)``).
 _ROW_ID = re.compile(r'\{"id" : "([0-9a-f-]{36})"')
+
+
+def _poll(deadline: float, is_finished: Callable[[], bool], interval: float) -> bool:
+    """Re-check ``is_finished`` every ``interval`` until ``deadline`` (no listener)."""
+    while True:
+        if is_finished():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 class Subscription:
@@ -48,8 +58,7 @@ class Subscription:
         """The channel to have the task's finish announced on (None: nobody listens)."""
         return self._waiter.channel if self.event is not None else None
 
-    def wait(self, timeout: float, is_finished: Callable[[], bool], *,
-             check_first: bool = False) -> bool:
+    def wait(self, timeout: float, is_finished: Callable[[], bool]) -> bool:
         """True once ``is_finished()`` is true; False if ``timeout`` passes first.
 
         ``is_finished`` runs on each wake-up, at least every 2 s (a listener reconnect
@@ -57,10 +66,9 @@ class Subscription:
         armed, before the task could finish."""
         deadline = time.monotonic() + timeout
         if self.event is None:
-            return self._waiter._poll(deadline, is_finished, interval=0.05)
-        if check_first or not self.armed:
-            if is_finished():
-                return True
+            return _poll(deadline, is_finished, interval=0.05)
+        if not self.armed and is_finished():
+            return True
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -72,7 +80,7 @@ class Subscription:
 
 
 class CompletionWaiter:
-    """Blocks a caller until ``is_finished()`` holds or the timeout passes."""
+    """Hands out :class:`Subscription` s to task finishes; one listener per process."""
 
     def __init__(self) -> None:
         self._dsn: str | None = None
@@ -95,11 +103,6 @@ class CompletionWaiter:
     def listening(self) -> bool:
         return self._dsn is not None
 
-    def wait(self, task_id: str, timeout: float, is_finished: Callable[[], bool]) -> bool:
-        """True once ``is_finished()`` is true; False if ``timeout`` passes first."""
-        with self.subscribe(task_id) as subscription:
-            return subscription.wait(timeout, is_finished, check_first=True)
-
     @contextmanager
     def subscribe(self, task_id: str) -> Iterator[Subscription]:
         """Listen for ``task_id`` finishing. Subscribe before the task's row is written
@@ -121,15 +124,6 @@ class CompletionWaiter:
                     waiters.discard(subscription)
                     if not waiters:
                         del self._subscriptions[task_id]
-
-    @staticmethod
-    def _poll(deadline: float, is_finished: Callable[[], bool], interval: float) -> bool:
-        while True:
-            if is_finished():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(interval)
 
     def _ensure_listener(self) -> None:
         # Threads do not survive fork: start one per process, lazily.

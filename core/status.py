@@ -38,6 +38,8 @@ ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
+# The statuses that count toward an owner's MAX_ACTIVE_TASKS.
+CAPPED = (TaskStatus.CREATED, TaskStatus.ASSIGNED, TaskStatus.RUNNING)
 RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.NOT_FINISHED})
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, select
 
 from core.db import Database
-from core.models import Task
+from core.models import Task, UTCDateTime
 from core.task_sql import PUBLIC_COLUMNS
 
 _TASKS = Task.__table__
@@ -33,7 +33,8 @@ def read_task(db: Database, task_id: uuid.UUID, owner: str | None = None) -> Row
                             {"id": task_id, "owner": owner}).first()
 
 
-_TIMES = ("created_at", "assigned_at", "started_at", "completed_at", "updated_at")
+# The timestamp columns, which the notify's JSON carries as ISO 8601 strings.
+_TIMES = tuple(name for name in PUBLIC_COLUMNS if isinstance(_TASKS.c[name].type, UTCDateTime))
 
 
 def task_from_notify(row: dict[str, Any]) -> SimpleNamespace:

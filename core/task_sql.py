@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
 
-from core.status import TaskStatus, sources_for
+from core.status import CAPPED, TaskStatus, sources_for
 
 FINISHED_CHANNEL = "hark_task_finished"
 
@@ -42,11 +43,13 @@ class MovedTask:
     subscribed: bool
 
 
+def _sql_list(statuses: Iterable[str]) -> str:
+    return ", ".join(f"'{status}'" for status in statuses)
+
+
 def _insert_sql(capped: bool, assigned: bool) -> str:
-    active = ", ".join(f"'{s}'" for s in (TaskStatus.CREATED, TaskStatus.ASSIGNED,
-                                           TaskStatus.RUNNING))
     cap = (f"""WHERE (SELECT coalesce(sum(n), 0) FROM task_counts WHERE owner = %(owner)s
-                 AND status IN ({active})) < %(max_active)s""" if capped else "")
+                 AND status IN ({_sql_list(CAPPED)})) < %(max_active)s""" if capped else "")
     assigned_step = ("UNION ALL SELECT id, 'assigned', %(at)s, %(assigned_details)s "
                      "FROM new_task" if assigned else "")
     return f"""
@@ -82,10 +85,6 @@ def insert(conn: Connection, values: dict[str, Any], *, max_active: int) -> bool
         is not None
 
 
-def _sources(target: TaskStatus) -> str:
-    return ", ".join(f"'{status}'" for status in sources_for(target))
-
-
 _SUBSCRIBED = ("EXISTS (SELECT 1 FROM webhooks w WHERE w.owner = moved.owner "
                "AND w.enabled) AS subscribed")
 _RETURNED = "id, owner, endpoint, data, status, attempts"
@@ -95,7 +94,7 @@ WITH moved AS (
     UPDATE tasks SET status = 'running', worker = %(worker)s, device = %(device)s,
         started_at = %(now)s, assigned_at = coalesce(assigned_at, %(now)s),
         heartbeat_at = %(now)s, progress = 0, attempts = attempts + 1, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN ({_sources(TaskStatus.RUNNING)})
+    WHERE id = %(id)s AND status IN ({_sql_list(sources_for(TaskStatus.RUNNING))})
     RETURNING {_RETURNED}
 ), logged AS (
     INSERT INTO task_events (task_id, type, at, details)
@@ -131,7 +130,7 @@ def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool
 WITH moved AS (
     UPDATE tasks SET status = '{target}', {assignments},
         completed_at = %(now)s, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN ({_sources(target)}) {fence}
+    WHERE id = %(id)s AND status IN ({_sql_list(sources_for(target))}) {fence}
     RETURNING {returned}
 ), logged AS (
     INSERT INTO task_events (task_id, type, at, details)

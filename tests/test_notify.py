@@ -70,7 +70,8 @@ def test_without_a_listener_it_checks_first_and_polls(tmp_path):
         assert not subscription.armed
         assert subscription.wait(1, lambda: True)
     answers = iter([False, False, True])
-    assert waiter.wait("t", 2, lambda: next(answers))
+    with waiter.subscribe("t") as subscription:
+        assert subscription.wait(2, lambda: next(answers))
 
 
 def test_unreachable_listener_is_not_trusted(database_url):

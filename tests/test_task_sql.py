@@ -53,14 +53,19 @@ def _scenario(db: Database) -> dict:
     }
 
 
-def test_postgres_moves_match_the_generic_ones(db, tmp_path):
+def _on_sqlite(tmp_path, run):
+    """``run(db)`` on a fresh, migrated SQLite database: the generic path's answer."""
     url = f"sqlite:///{tmp_path / 'hark.db'}"
     upgrade_database(url)
     sqlite = Database().configure(url)
     try:
-        expected = _scenario(sqlite)
+        return run(sqlite)
     finally:
         sqlite.dispose()
+
+
+def test_postgres_moves_match_the_generic_ones(db, tmp_path):
+    expected = _on_sqlite(tmp_path, _scenario)
     assert db.dialect == "postgresql"
     assert _scenario(db) == expected
     assert expected["trail"] == [
@@ -133,13 +138,7 @@ def _submissions(db: Database) -> list:
 
 
 def test_postgres_insert_matches_the_generic_one(db, tmp_path):
-    url = f"sqlite:///{tmp_path / 'hark.db'}"
-    upgrade_database(url)
-    sqlite = Database().configure(url)
-    try:
-        expected = _submissions(sqlite)
-    finally:
-        sqlite.dispose()
+    expected = _on_sqlite(tmp_path, _submissions)
     assert _submissions(db) == expected
     assigned = [("created", {"endpoint": "/e", "queue": "cuda:0"}),
                 ("assigned", {"queue": "cuda:0"})]

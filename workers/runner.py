@@ -10,7 +10,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from core import lifecycle
 from core.config import Settings
@@ -21,7 +21,6 @@ from workers.heartbeat import Heartbeat
 from workers.status_moves import StatusMoves
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class TaskCancelled(Exception):
