@@ -20,6 +20,7 @@ from app.errors import APIError
 from app.extensions import celery, db, waiter
 from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
+from core.media_store import Upload
 from core.models import Task
 from core.status import FINISHED
 from core.task_reads import read_task, task_from_notify
@@ -47,8 +48,18 @@ class Endpoint:
     defer_option: DeferOption = DeferOption.OPTIONAL
 
     def submit(self, data: dict[str, Any], *, priority: int = 0, device: str | None = None,
-               queue: str | None = None, status: int = 202):
-        """Create the task and answer: deferred, or waiting for the result."""
+               queue: str | None = None, status: int = 202, upload: Upload | None = None):
+        """Create the task (with ``upload``, stored in the same transaction) and answer:
+        deferred, or waiting for the result."""
+        try:
+            return self._submit(data, priority=priority, device=device, queue=queue,
+                                status=status, upload=upload)
+        finally:
+            if upload is not None:
+                upload.close()
+
+    def _submit(self, data: dict[str, Any], *, priority: int, device: str | None,
+                queue: str | None, status: int, upload: Upload | None):
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
         settings = current_app.config["HARK"]
@@ -65,6 +76,7 @@ class Endpoint:
                 max_active=settings.max_active_tasks,
                 task_id=task_id,
                 notify=notify,
+                upload=upload,
             )
 
         if defer:  # nobody waits on it: no completion NOTIFY

@@ -1,5 +1,6 @@
 """Turning a request's media (multipart ``file``, ``media.url``, ``media.base64``) into a
-reference a worker can fetch: a database blob, or a checked URL."""
+reference a worker can fetch: a checked URL, or an upload that the submission stores as a
+database blob in the transaction that writes its task (:func:`core.dispatch.submit`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from marshmallow import Schema
 from app.auth import current_principal
 from app.bodies import json_object, unstorable
 from app.errors import APIError
-from app.extensions import db
-from core import media_store
+from core.media_store import Upload
 from core.netguard import UnsafeURLError, check_url
 
 SchemaFactory = Callable[[bool, bool], Schema]
@@ -29,10 +29,11 @@ _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z", re.ASCII)
 
 def read_request(
     schema_for: SchemaFactory, check: Callable[[dict[str, Any]], None] = lambda _o: None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parse options and media from multipart or JSON; run ``check(options)``; then store
-    an upload. Returns (options, media): ``{"blob_id", "filename", "size", "duration"}``
-    for uploads, ``{"url", "filename"}`` for URLs.
+) -> tuple[dict[str, Any], dict[str, Any], Upload | None]:
+    """Parse options and media from multipart or JSON; run ``check(options)``; then check
+    an upload's size and duration. Returns (options, media, upload): media is
+    ``{"blob_id", "filename", "size", "duration"}`` for uploads (the blob is written by
+    the submission, from ``upload``), ``{"url", "filename"}`` for URLs (upload None).
     """
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
@@ -47,7 +48,7 @@ def read_request(
             form["webhook_events"] = events
         options = schema_for(False, False).load(form)
         check(options)
-        return options, _store_upload(upload.stream, upload.filename, upload.mimetype)
+        return (options, *_prepare_upload(upload.stream, upload.filename, upload.mimetype))
     if not request.is_json:
         raise APIError(415, "unsupported_media_type",
                        "send multipart/form-data with a 'file' field, or a JSON body "
@@ -62,13 +63,13 @@ def read_request(
         except UnsafeURLError as exc:
             raise APIError(400, "invalid_media_url", str(exc), {"media": {"url": [str(exc)]}}) \
                 from None
-        return options, {"url": media["url"], "filename": media.get("filename")}
+        return options, {"url": media["url"], "filename": media.get("filename")}, None
     try:
         raw = base64.b64decode(media["base64"], validate=True)
     except (binascii.Error, ValueError):
         raise APIError(400, "validation_error", "media.base64 is not valid base64",
                        {"media": {"base64": ["not valid base64"]}}) from None
-    return options, _store_upload(io.BytesIO(raw), media.get("filename"), None)
+    return (options, *_prepare_upload(io.BytesIO(raw), media.get("filename"), None))
 
 
 def _check_form(filename: str | None) -> None:
@@ -104,13 +105,15 @@ def _clean_content_type(content_type: str | None) -> str | None:
     return None
 
 
-def _store_upload(stream, filename: str | None, content_type: str | None) -> dict[str, Any]:
-    """Check size and duration, then keep the bytes in the database."""
+def _prepare_upload(stream, filename: str | None,
+                    content_type: str | None) -> tuple[dict[str, Any], Upload]:
+    """Copy the upload to a temporary file and check its size and duration."""
     from workers.asr.audio import probe_duration
 
     settings = current_app.config["HARK"]
     filename, content_type = _clean_filename(filename), _clean_content_type(content_type)
-    with tempfile.NamedTemporaryFile(prefix="hark-upload-", dir=_tmp_dir()) as tmp:
+    tmp = tempfile.NamedTemporaryFile(prefix="hark-upload-", dir=_tmp_dir())  # noqa: SIM115
+    try:
         size = _copy(stream, tmp)
         if size == 0:
             raise APIError(400, "empty_media", "the uploaded file is empty")
@@ -120,12 +123,14 @@ def _store_upload(stream, filename: str | None, content_type: str | None) -> dic
             raise APIError(413, "media_too_long",
                            f"media lasts {duration:.0f} s; the limit is "
                            f"{settings.max_media_seconds:.0f} s")
-        tmp.seek(0)
-        with db.transaction() as session:
-            blob = media_store.store(session, owner=current_principal().owner, stream=tmp,
-                                     filename=filename, content_type=content_type,
-                                     duration=duration)
-    return {"blob_id": str(blob.id), "filename": filename, "size": size, "duration": duration}
+    except BaseException:
+        tmp.close()
+        raise
+    upload = Upload(file=tmp, owner=current_principal().owner, size=size, filename=filename,
+                    content_type=content_type, duration=duration)
+    media = {"blob_id": str(upload.blob_id), "filename": filename, "size": size,
+             "duration": duration}
+    return media, upload
 
 
 def _copy(stream, out) -> int:
@@ -140,12 +145,3 @@ def _tmp_dir() -> str:
     path = current_app.config["HARK"].data_dir / "tmp"
     os.makedirs(path, exist_ok=True)
     return str(path)
-
-
-def discard(media: dict[str, Any]) -> None:
-    """Remove a stored upload whose task could not be created."""
-    if "blob_id" in media:
-        import uuid
-
-        with db.transaction() as session:
-            media_store.delete_blob(session, uuid.UUID(media["blob_id"]))

@@ -164,27 +164,19 @@ def counts(session: Session, collection_pks: Iterable[int]) -> dict[int, tuple[i
 def load_vectors(session: Session, collection_pk: int, after_id: int = 0,
                  batch: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     """(ids int64, vectors float32 (n, dim)) of the collection's segments with id > after_id,
-    in id order. On PostgreSQL rows come in binary (bytea as raw bytes, not hex text: a
-    100k-segment collection loads several times faster) from a server-side cursor."""
+    in id order. Rows come in binary (bytea as raw bytes, not hex text: a 100k-segment
+    collection loads several times faster) from a server-side cursor."""
     ids: list[int] = []
     chunks: list[bytes] = []
-    if session.get_bind().dialect.driver == "psycopg":
-        raw = session.connection().connection.driver_connection
-        with raw.cursor(name="hark_load_vectors", binary=True) as cursor:
-            cursor.execute(
-                "SELECT id, embedding FROM segments WHERE collection_pk = %s AND id > %s "
-                "ORDER BY id", (collection_pk, after_id))
-            while rows := cursor.fetchmany(batch):
-                for seg_id, embedding in rows:
-                    ids.append(seg_id)
-                    chunks.append(embedding)
-    else:
-        stmt = (select(Segment.id, Segment.embedding)
-                .where(Segment.collection_pk == collection_pk, Segment.id > after_id)
-                .order_by(Segment.id))
-        for seg_id, embedding in session.execute(stmt):
-            ids.append(seg_id)
-            chunks.append(embedding)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor(name="hark_load_vectors", binary=True) as cursor:
+        cursor.execute(
+            "SELECT id, embedding FROM segments WHERE collection_pk = %s AND id > %s "
+            "ORDER BY id", (collection_pk, after_id))
+        while rows := cursor.fetchmany(batch):
+            for seg_id, embedding in rows:
+                ids.append(seg_id)
+                chunks.append(embedding)
     if not ids:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     flat = np.frombuffer(b"".join(chunks), dtype=VECTOR_DTYPE)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection
 
-from core import lifecycle
+from core import lifecycle, media_store
 from core.db import Database
+from core.media_store import Upload
 from core.models import Task
 from core.publisher import redis_publisher
 
@@ -104,6 +104,7 @@ def submit(
     max_active: int = 0,
     task_id: uuid.UUID | None = None,
     notify: bool | str = True,
+    upload: Upload | None = None,
 ) -> Task:
     """Commit the task row (with ``task_id`` when given), then publish its message
     (``notify``: see :func:`publish`).
@@ -111,39 +112,36 @@ def submit(
     The row is written already ``assigned`` to ``queue`` (its trail reads ``created``,
     ``assigned``), so clients read their own writes and the submission costs one SQL
     statement and one broker write. With ``max_active`` set, an owner with that many
-    active tasks is refused (:class:`TooManyActiveTasks`) by that statement. If the
-    broker refuses the message, the row is removed and :class:`BrokerUnavailable`
-    raised: a refused submission leaves nothing behind to run later. If this process
-    dies between the commit and the publish, the sweeper re-publishes the row after
+    active tasks is refused (:class:`TooManyActiveTasks`) by that statement. ``upload``
+    (the request's media file) is stored in the same transaction as the row, so a
+    refused or failed submission leaves no blob. If the broker refuses the message, the
+    row (and its blob, by cascade) is removed and :class:`BrokerUnavailable` raised: a
+    refused submission leaves nothing behind to run later. If this process dies between
+    the commit and the publish, the sweeper re-publishes the row after
     ``ASSIGNED_GRACE``, as it does for any message the broker lost.
 
-    On PostgreSQL the statements run in autocommit on one pooled connection (no
-    BEGIN/COMMIT round trips); SQLite wraps each step in a transaction.
+    Without an upload the statement runs in autocommit (no BEGIN/COMMIT round trips).
     """
     with db.engine.connect() as conn:
-        autocommit = conn.dialect.name == "postgresql"
-        if autocommit:
+        if upload is None:
             conn.execution_options(isolation_level="AUTOCOMMIT")
-        with _step(conn, autocommit):
+        with conn.begin() if upload is not None else nullcontext():
             task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
                                          priority=priority, queue=queue,
                                          max_active=max_active, assigned=True,
                                          task_id=task_id)
-        if task is None:
-            raise TooManyActiveTasks(max_active)
+            if task is None:
+                raise TooManyActiveTasks(max_active)
+            if upload is not None:
+                media_store.store(conn, upload, task.id)
         try:
             publish(celery_app, task.id, queue, priority, notify=notify)
         except Exception as exc:
             log.warning("broker refused task %s: %s", task.id, exc)
-            with _step(conn, autocommit):
+            with conn.begin() if upload is not None else nullcontext():
                 lifecycle.delete_task(conn, task.id)
             raise BrokerUnavailable(str(exc)) from exc
     return task
-
-
-def _step(conn: Connection, autocommit: bool) -> AbstractContextManager:
-    """A transaction around one step, unless each statement commits itself."""
-    return nullcontext() if autocommit else conn.begin()
 
 
 def republish(db: Database, celery_app: Celery, task: Task) -> bool:

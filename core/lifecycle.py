@@ -1,10 +1,11 @@
 """Every task status change, in one place.
 
-Each move is one conditional ``UPDATE ... WHERE status IN (<legal sources>)``, so an
-illegal or racing move changes nothing: the database, not the caller, decides.
-Finishing moves also notify waiters (PostgreSQL ``NOTIFY``, delivered on commit). The
-workers' moves (claim, complete, fail) run as fixed statements on PostgreSQL
-(:mod:`core.task_sql`).
+Each move is one conditional ``UPDATE`` that states what its caller saw (the legal
+source statuses; a worker's attempt; the sweeper's judgement of staleness), so an
+illegal or racing move changes nothing: the database, not the caller, decides. The hot
+moves (claim, complete, fail, declare lost) are fixed statements that also write their
+trail entry and webhook deliveries (:mod:`core.task_sql`); finishing moves notify
+waiting API requests (``NOTIFY``, delivered on commit).
 """
 
 from __future__ import annotations
@@ -13,23 +14,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    delete,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from core import task_sql
-from core.models import Task, TaskCount, TaskEvent, utcnow
-from core.models_webhooks import Webhook
-from core.status import CAPPED, IllegalTransition, TaskStatus, check_transition, sources_for
+from core.models import Task, TaskEvent, utcnow
+from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 from core.task_sql import MovedTask
-
-_TASKS = Task.__table__
-_EVENTS = TaskEvent.__table__
 
 
 def create_task(
@@ -61,7 +52,7 @@ def insert_task(
     task_id: uuid.UUID | None = None,
 ) -> Task | None:
     """The API's fast path for :func:`create_task`: the row and its trail as Core INSERTs
-    (no ORM unit of work; one fixed statement on PostgreSQL, :func:`core.task_sql.insert`).
+    (no ORM unit of work; one fixed statement, :func:`core.task_sql.insert`).
     Returns a detached :class:`Task`, or None when ``max_active`` is set and the owner
     already has that many active tasks (read from the trigger-kept counters inside the
     same statement: a soft cap, concurrent submissions may pass it by a few).
@@ -75,32 +66,7 @@ def insert_task(
                   status=status.value, priority=priority, queue=queue, progress=0,
                   retry_count=0, attempts=0, created_at=now, updated_at=now,
                   assigned_at=now if assigned else None)
-    if conn.dialect.name == "postgresql":
-        return Task(**values) if task_sql.insert(conn, values, max_active=max_active) \
-            else None
-    details = {"endpoint": endpoint, "queue": queue}
-    if max_active and conn.scalar(select(active_count(owner))) >= max_active:
-        return None
-    conn.execute(_TASKS.insert(), values)
-    events = [{"task_id": values["id"], "type": "created", "at": now, "details": details}]
-    if assigned:
-        events.append({"task_id": values["id"], "type": "assigned", "at": now,
-                       "details": {"queue": queue}})
-    conn.execute(_EVENTS.insert(), events)
-    return Task(**values)
-
-
-def active_count(owner: Any):
-    """Scalar subquery: the owner's created, assigned and running tasks (from counters)."""
-    return (select(func.coalesce(func.sum(TaskCount.n), 0))
-            .where(TaskCount.owner == owner, TaskCount.status.in_([s.value for s in CAPPED]))
-            .scalar_subquery())
-
-
-# Whether the task's owner has an enabled webhook subscription.
-_SUBSCRIBED = (select(Webhook.id)
-               .where(Webhook.owner == Task.owner, Webhook.enabled.is_(True))
-               .exists().label("subscribed"))
+    return Task(**values) if task_sql.insert(conn, values, max_active=max_active) else None
 
 
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,
@@ -122,10 +88,7 @@ def _move(
 ) -> Task | None:
     """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
 
-    ``attempt`` fences a worker's writes: only the run that claimed attempt N may finish
-    it, so a worker cut off from the network cannot complete a task re-run elsewhere.
-    The same statement tells whether the owner has webhooks (``task.subscribed``, so
-    workers skip the lookup when nobody listens).
+    ``attempt`` fences the move to one run of the task.
     """
     sources = only_from if only_from is not None else sources_for(target)
     now = utcnow()
@@ -136,13 +99,11 @@ def _move(
         update(Task)
         .where(*conditions)
         .values(status=target.value, updated_at=now, **values)
-        .returning(Task, _SUBSCRIBED)
+        .returning(Task)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    row = session.execute(stmt).first()
-    task = row[0] if row is not None else None
+    task = session.execute(stmt).scalar_one_or_none()
     if task is not None:
-        task.subscribed = bool(row[1])
         if callable(details):
             details = details(task)
         record(session, task_id, event or target.value, details, at=now)
@@ -162,31 +123,12 @@ def mark_assigned(session: Session, task_id: uuid.UUID, queue: str) -> Task | No
     )
 
 
-def claim(session: Session | Connection, task_id: uuid.UUID, *, worker: str,
-          device: str) -> MovedTask | None:
-    """A worker starts the task. None if it is running elsewhere, finished or deleted.
-
-    On PostgreSQL (a session, or the worker's autocommit connection) this is one
-    statement, :func:`core.task_sql.claim`; the same move elsewhere goes through
-    :func:`_move`."""
-    now = utcnow()
-    conn = _postgres_connection(session)
-    if conn is not None:
-        return task_sql.claim(conn, task_id, worker=worker, device=device, now=now)
-    return _moved(_move(
-        session,
-        task_id,
-        TaskStatus.RUNNING,
-        event="started",
-        details=lambda t: {"worker": worker, "device": device, "attempt": t.attempts},
-        worker=worker,
-        device=device,
-        started_at=now,
-        assigned_at=func.coalesce(Task.assigned_at, now),  # started before it was marked
-        heartbeat_at=now,
-        progress=0,
-        attempts=Task.attempts + 1,
-    ))
+def claim(conn: Session | Connection, task_id: uuid.UUID, *, worker: str, device: str,
+          token: uuid.UUID | None = None) -> MovedTask | None:
+    """A worker starts the task (:func:`core.task_sql.claim`). None if it is running
+    elsewhere, finished or deleted."""
+    return task_sql.claim(_connection(conn), task_id, worker=worker, device=device,
+                          now=utcnow(), token=token)
 
 
 def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
@@ -211,61 +153,39 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
     return alive
 
 
-def complete(session: Session | Connection, task_id: uuid.UUID, result: Any,
-             attempt: int | None = None, notify: bool | str = True) -> MovedTask | None:
-    """Store the result. None if the task was deleted or taken away meanwhile.
-
-    ``notify`` wakes API requests waiting on the task (PostgreSQL ``NOTIFY``; SQLite
-    waiters poll): on the shared channel, or on the one the task message names (the
-    waiting API process's own); workers pass False for deferred submissions."""
-    now = utcnow()
-    conn = _postgres_connection(session)
-    if conn is not None:
-        return task_sql.complete(conn, task_id, result, attempt, now, notify)
-    return _moved(_move(session, task_id, TaskStatus.COMPLETED, attempt=attempt,
-                        result=result, error=None, progress=100, completed_at=now))
+def complete(conn: Session | Connection, task_id: uuid.UUID, result: Any, *, attempt: int,
+             notify: bool | str = True) -> MovedTask | None:
+    """Store the result of run ``attempt``. None unless that run still owns the task
+    (deleted, or declared lost and re-run). ``notify`` wakes API requests waiting on the
+    task: on the shared channel, or on the one the task message names (the waiting API
+    process's own); workers pass False for deferred submissions."""
+    return task_sql.complete(_connection(conn), task_id, result, attempt, utcnow(), notify)
 
 
-def fail(session: Session | Connection, task_id: uuid.UUID, error: dict[str, Any],
-         attempt: int | None = None, notify: bool | str = True) -> MovedTask | None:
-    """Record a failure with its details (``{"type", "message"}``); ``notify`` as for
-    :func:`complete`."""
-    now = utcnow()
-    conn = _postgres_connection(session)
-    if conn is not None:
-        return task_sql.fail(conn, task_id, error, attempt, now, notify)
-    return _moved(_move(session, task_id, TaskStatus.FAILED, attempt=attempt, error=error,
-                        details=error, completed_at=now))
+def fail(conn: Session | Connection, task_id: uuid.UUID, error: dict[str, Any], *,
+         attempt: int, notify: bool | str = True) -> MovedTask | None:
+    """Record run ``attempt``'s failure (``{"type", "message"}``); as :func:`complete`."""
+    return task_sql.fail(_connection(conn), task_id, error, attempt, utcnow(), notify)
 
 
-def _postgres_connection(session: Session | Connection) -> Connection | None:
-    """The connection to run a worker move on when it is PostgreSQL's, else None."""
-    if isinstance(session, Connection):
-        return session
-    return session.connection() if session.get_bind().dialect.name == "postgresql" else None
+def declare_lost(conn: Session | Connection, task: Task, *, stale_before: datetime,
+                 reason: str, give_up: bool) -> MovedTask | None:
+    """The sweeper's move of ``task`` as it read it (status, attempt) when its worker or
+    message vanished: ``not_finished``, or ``failed`` with ``give_up``; None if the task
+    moved or beat since (:func:`core.task_sql.declare_lost`)."""
+    return task_sql.declare_lost(_connection(conn), task.id, seen=task.status,
+                                 attempt=task.attempts, stale_before=stale_before,
+                                 reason=reason, give_up=give_up, now=utcnow())
 
 
-def _moved(task: Task | None) -> MovedTask | None:
-    if task is None:
-        return None
-    return MovedTask(task.id, task.owner, task.endpoint, task.data, task.status,
-                     task.attempts, bool(task.subscribed))
-
-
-def mark_not_finished(session: Session, task_id: uuid.UUID, reason: str) -> Task | None:
-    """The worker died or went silent; the task will be re-enqueued."""
-    return _move(
-        session,
-        task_id,
-        TaskStatus.NOT_FINISHED,
-        details={"reason": reason},
-        error={"type": "WorkerLost", "message": reason},
-        retry_count=Task.retry_count + 1,
-    )
+def _connection(conn: Session | Connection) -> Connection:
+    return conn if isinstance(conn, Connection) else conn.connection()
 
 
 def reset_for_retry(session: Session, task: Task) -> Task:
-    """``failed``/``not_finished`` back to ``created``, as a user's retry asks."""
+    """``failed``/``not_finished`` back to ``created``, as a user's retry asks. A user's
+    retry starts a new series of runs: ``retry_count`` (the automatic re-runs after lost
+    workers or messages, bounded by ``MAX_RETRIES``) starts again from 0."""
     check_transition(task.status, TaskStatus.CREATED)
     moved = _move(
         session,
@@ -278,7 +198,7 @@ def reset_for_retry(session: Session, task: Task) -> Task:
         error=None,
         progress=0,
         completed_at=None,
-        retry_count=Task.retry_count + 1,
+        retry_count=0,
     )
     if moved is None:  # changed under us
         raise IllegalTransition(task.status, TaskStatus.CREATED.value)
@@ -286,6 +206,7 @@ def reset_for_retry(session: Session, task: Task) -> Task:
 
 
 def delete_task(session: Session | Connection, task_id: uuid.UUID) -> None:
+    """Remove the task; its events and uploaded media go with it (foreign keys)."""
     session.execute(delete(Task).where(Task.id == task_id))
 
 

@@ -1,17 +1,20 @@
 """Uploaded media kept in the database in 1 MiB chunks.
 
-Workers on other machines need nothing but ``DATABASE_URL`` to read an upload, and a
-task's media goes away with the task.
+Workers on other machines need nothing but ``DATABASE_URL`` to read an upload. An upload
+is written in the transaction that writes its task and belongs to it (``task_id``,
+foreign key with cascade): a refused submission leaves no blob, and a task's media goes
+away with the task.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.models import MediaBlob, MediaChunk
@@ -19,30 +22,44 @@ from core.models import MediaBlob, MediaChunk
 CHUNK_BYTES = 1024 * 1024
 
 
-def store(
-    session: Session,
-    *,
-    owner: str,
-    stream: BinaryIO,
-    filename: str | None = None,
-    content_type: str | None = None,
-    duration: float | None = None,
-) -> MediaBlob:
-    """Copy ``stream`` into a new blob; the caller commits."""
-    blob = MediaBlob(id=uuid.uuid4(), owner=owner, filename=filename, content_type=content_type,
-                     size=0, sha256="", duration=duration)
-    session.add(blob)
-    session.flush()
-    digest, size, idx = hashlib.sha256(), 0, 0
-    while chunk := stream.read(CHUNK_BYTES):
-        session.add(MediaChunk(blob_id=blob.id, idx=idx, data=chunk))
+@dataclass
+class Upload:
+    """A request's media file, checked and waiting to be stored with its task (the
+    submission writes both in one transaction, so no blob outlives a refused one)."""
+
+    file: BinaryIO
+    owner: str
+    size: int
+    blob_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    filename: str | None = None
+    content_type: str | None = None
+    duration: float | None = None
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def store(conn: Connection, upload: Upload, task_id: uuid.UUID | None = None) -> str:
+    """Copy ``upload`` into a new blob of ``task_id``, on ``conn`` (in the caller's
+    transaction). Returns the content's SHA-256."""
+    conn.execute(insert(MediaBlob).values(
+        id=upload.blob_id, task_id=task_id, owner=upload.owner, filename=upload.filename,
+        content_type=upload.content_type, size=0, sha256="", duration=upload.duration))
+    digest, size, idx, pending = hashlib.sha256(), 0, 0, []
+    upload.file.seek(0)
+    while chunk := upload.file.read(CHUNK_BYTES):
+        pending.append({"blob_id": upload.blob_id, "idx": idx, "data": chunk})
         digest.update(chunk)
         size += len(chunk)
         idx += 1
-        if idx % 16 == 0:
-            session.flush()
-    blob.size, blob.sha256 = size, digest.hexdigest()
-    return blob
+        if len(pending) == 16:
+            conn.execute(insert(MediaChunk), pending)
+            pending = []
+    if pending:
+        conn.execute(insert(MediaChunk), pending)
+    conn.execute(update(MediaBlob).where(MediaBlob.id == upload.blob_id)
+                 .values(size=size, sha256=digest.hexdigest()))
+    return digest.hexdigest()
 
 
 def write_to(session: Session, blob_id: uuid.UUID, path: Path) -> int:

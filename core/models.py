@@ -91,6 +91,8 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The token of the run that claimed it: a retried claim recognises its own commit.
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("id", name="uq_tasks_id"),
@@ -180,11 +182,15 @@ class ApiKey(Base):
 
 
 class MediaBlob(Base):
-    """An uploaded media file, stored in the database so any worker host can read it."""
+    """An uploaded media file, stored in the database so any worker host can read it.
+    Written in the transaction that writes its task, and deleted with it."""
 
     __tablename__ = "media_blobs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    task_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("tasks.id", ondelete="CASCADE", name="fk_media_blobs_task_id"),
+        nullable=True, index=True)
     owner: Mapped[str] = mapped_column(String(100))
     filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)

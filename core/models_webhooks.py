@@ -98,8 +98,9 @@ class WebhookDelivery(Base):
     owner: Mapped[str] = mapped_column(String(100))
     event: Mapped[str] = mapped_column(String(40))
     task_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    # The exact body, so every attempt sends (and signs) the same bytes.
-    payload: Mapped[str] = mapped_column(Text)
+    # The task's attempt whose move wrote this delivery (the outbox: same transaction).
+    # The body is built from the task row when it is sent.
+    task_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The attempt number that began the current retry series (1, or a redelivery's first).

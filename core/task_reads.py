@@ -1,7 +1,7 @@
 """Reading one task for the API's hot paths: ``GET /tasks/<id>`` and sync-mode answers.
 
 One prebuilt Core ``SELECT`` of the public columns (its compiled form and result
-metadata are cached after the first call; no ORM loading), on PostgreSQL in autocommit
+metadata are cached after the first call; no ORM loading), in autocommit
 (no BEGIN/ROLLBACK round trips). The row comes back as a read-only record with the
 task's columns as attributes.
 """
@@ -27,8 +27,7 @@ def read_task(db: Database, task_id: uuid.UUID, owner: str | None = None) -> Row
     """The task (``owner``'s, when given), or None."""
     assert db.engine is not None, "Database.configure() was not called"
     with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execution_options(isolation_level="AUTOCOMMIT")
         return conn.execute(_read_statement(owner is not None),
                             {"id": task_id, "owner": owner}).first()
 

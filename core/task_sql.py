@@ -1,16 +1,15 @@
-"""The task hot paths' fixed PostgreSQL statements: a submission's INSERT and the
-workers' status moves (claim, complete, fail).
+"""Every task status move and a submission's INSERT, as fixed PostgreSQL statements.
 
 Each is one statement sent as written: no SQL building, compiling or ORM work per call,
 and psycopg prepares it on the server after a few runs. A submission writes the row and
-its trail (refused by the owner's active-task cap inside the same statement); a move is
-the conditional ``UPDATE``, its trail entry (a CTE ``INSERT`` into ``task_events``), the
-"has the owner webhooks?" check and, for the finishing moves, the ``NOTIFY`` that wakes
+its trail (refused by the owner's active-task cap inside the same statement). A move is a
+compare-and-set: its ``UPDATE`` names what the caller saw (a worker finishes only the
+run it claimed: ``running`` at its own attempt; the sweeper declares lost only a task
+still in the status, attempt and staleness it judged), and the same statement writes the
+move's trail entry (``task_events``), its webhook deliveries (the transactional outbox:
+a delivery exists if and only if the move committed), the ``NOTIFY`` that wakes the
+delivery relay when it wrote any, and for finishing moves the ``NOTIFY`` that wakes
 waiting API requests. So a task's bookkeeping costs three short round trips in all.
-
-The legal source statuses and the fencing on ``attempts`` are those of
-:mod:`core.lifecycle`, which uses these on PostgreSQL and its generic Core/ORM path
-elsewhere; ``tests/test_task_sql.py`` checks that both write the same rows and trails.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ class MovedTask:
     data: Any
     status: str
     attempts: int
-    subscribed: bool
 
 
 def _sql_list(statuses: Iterable[str]) -> str:
@@ -85,15 +83,50 @@ def insert(conn: Connection, values: dict[str, Any], *, max_active: int) -> bool
         is not None
 
 
-_SUBSCRIBED = ("EXISTS (SELECT 1 FROM webhooks w WHERE w.owner = moved.owner "
-               "AND w.enabled) AS subscribed")
 _RETURNED = "id, owner, endpoint, data, status, attempts"
+DELIVERIES_CHANNEL = "hark_deliveries"
+
+
+def _wants(column: str, event: str) -> str:
+    """SQL: an events filter (NULL or JSON null: every event; a name; a list of names)
+    selects ``event``."""
+    return (f"({column} IS NULL OR jsonb_typeof({column}) = 'null' "
+            f"OR {column} @> to_jsonb('{event}'::text))")
+
+
+def outbox(event: str) -> str:
+    """The CTE that writes a move's webhook deliveries (the transactional outbox): one row
+    per enabled subscription of the owner that wants ``event`` and one for the task's
+    own ``webhook`` callback, so a delivery exists if and only if the move committed.
+    ``message_id`` is the same for every destination of one event of one attempt."""
+    return f"""delivered AS (
+    INSERT INTO webhook_deliveries (id, message_id, webhook_id, url, owner, event, task_id,
+        task_attempt, status, attempts, retry_from, due_at, created_at, updated_at)
+    SELECT gen_random_uuid(),
+           'msg_' || md5(moved.id::text || ':{event}:' || moved.attempts::text),
+           dest.webhook_id, dest.url, moved.owner, '{event}', moved.id, moved.attempts,
+           'pending', 0, 1, %(now)s, %(now)s, %(now)s
+    FROM moved CROSS JOIN LATERAL (
+        SELECT w.id AS webhook_id, NULL::varchar AS url FROM webhooks w
+        WHERE w.owner = moved.owner AND w.enabled AND {_wants('w.events', event)}
+        UNION ALL
+        SELECT NULL::uuid, moved.data ->> 'webhook'
+        WHERE coalesce(moved.data ->> 'webhook', '') <> ''
+          AND {_wants("moved.data -> 'webhook_events'", event)}
+    ) AS dest
+    RETURNING 1
+)"""
+
+
+# Wakes the delivery relay when the move wrote deliveries (sent on commit).
+_WAKE_RELAY = f"(SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM delivered LIMIT 1) AS woke"
 
 CLAIM_SQL = f"""
 WITH moved AS (
     UPDATE tasks SET status = 'running', worker = %(worker)s, device = %(device)s,
         started_at = %(now)s, assigned_at = coalesce(assigned_at, %(now)s),
-        heartbeat_at = %(now)s, progress = 0, attempts = attempts + 1, updated_at = %(now)s
+        heartbeat_at = %(now)s, progress = 0, attempts = attempts + 1,
+        claim_token = %(token)s, updated_at = %(now)s
     WHERE id = %(id)s AND status IN ({_sql_list(sources_for(TaskStatus.RUNNING))})
     RETURNING {_RETURNED}
 ), logged AS (
@@ -101,8 +134,8 @@ WITH moved AS (
     SELECT id, 'started', %(now)s, jsonb_build_object(
         'worker', %(worker)s::text, 'device', %(device)s::text, 'attempt', attempts)
     FROM moved
-)
-SELECT {_RETURNED}, {_SUBSCRIBED} FROM moved
+), {outbox("task.started")}
+SELECT {_RETURNED}, {_WAKE_RELAY} FROM moved
 """
 
 
@@ -117,9 +150,11 @@ _ROW_JSON = "json_build_object({})::text".format(
     ", ".join(f"'{name}', {name}" for name in PUBLIC_COLUMNS))
 
 
-def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool,
-                notify: bool) -> str:
-    fence = "AND attempts = %(attempt)s" if fenced else ""
+def _move_sql(target: TaskStatus, assignments: str, condition: str, details: str,
+              event: str, notify: bool) -> str:
+    """A move of one task to ``target`` if ``condition`` (what its caller saw) still
+    holds: the UPDATE, its trail entry, its deliveries and, with ``notify``, the
+    announcement to waiting API requests."""
     returned, source, announce = _RETURNED, "moved", ""
     if notify:  # the whole public row when it fits, so a waiting request need not read it
         returned = ", ".join(PUBLIC_COLUMNS)
@@ -128,50 +163,94 @@ def _finish_sql(target: TaskStatus, assignments: str, details: str, fenced: bool
                     f"{NOTIFY_ROW_LIMIT} THEN payload ELSE id::text END)")
     return f"""
 WITH moved AS (
-    UPDATE tasks SET status = '{target}', {assignments},
-        completed_at = %(now)s, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN ({_sql_list(sources_for(target))}) {fence}
+    UPDATE tasks SET status = '{target}', {assignments}, updated_at = %(now)s
+    WHERE id = %(id)s AND {condition}
     RETURNING {returned}
 ), logged AS (
     INSERT INTO task_events (task_id, type, at, details)
     SELECT id, '{target}', %(now)s, {details} FROM moved
-)
-SELECT {_RETURNED}, {_SUBSCRIBED}{announce} FROM {source}
+), {outbox(event)}
+SELECT {_RETURNED}, {_WAKE_RELAY}{announce} FROM {source}
 """
 
 
-COMPLETE_SQL = {(fenced, notify): _finish_sql(
-    TaskStatus.COMPLETED, "result = %(result)s, error = NULL, progress = 100", "NULL",
-    fenced, notify) for fenced in (False, True) for notify in (False, True)}
-FAIL_SQL = {(fenced, notify): _finish_sql(
-    TaskStatus.FAILED, "error = %(error)s", "%(error)s", fenced, notify)
-    for fenced in (False, True) for notify in (False, True)}
+# A worker finishes only its own run: the task is still running with its attempt.
+_OWN_RUN = "status = 'running' AND attempts = %(attempt)s"
+COMPLETE_SQL = {notify: _move_sql(
+    TaskStatus.COMPLETED,
+    "result = %(result)s, error = NULL, progress = 100, completed_at = %(now)s",
+    _OWN_RUN, "NULL", "task.completed", notify) for notify in (False, True)}
+FAIL_SQL = {notify: _move_sql(
+    TaskStatus.FAILED, "error = %(error)s, completed_at = %(now)s", _OWN_RUN, "%(error)s",
+    "task.failed", notify) for notify in (False, True)}
+
+# The sweeper's moves: only if the task is still in the status, attempt and staleness
+# (heartbeat for ``running``, last change for ``assigned``) that it judged lost.
+_STALE = {"running": "heartbeat_at", "assigned": "updated_at"}
+
+
+def _lost_condition(seen: str) -> str:
+    return (f"status = '{seen}' AND attempts = %(attempt)s "
+            f"AND {_STALE[seen]} < %(stale_before)s")
+
+
+NOT_FINISHED_SQL = {seen: _move_sql(
+    TaskStatus.NOT_FINISHED, "error = %(error)s, retry_count = retry_count + 1",
+    _lost_condition(seen), "jsonb_build_object('reason', %(reason)s::text)",
+    "task.not_finished", False) for seen in _STALE}
+GIVE_UP_SQL = {seen: _move_sql(
+    TaskStatus.FAILED, "error = %(error)s, completed_at = %(now)s", _lost_condition(seen),
+    "%(error)s", "task.failed", True) for seen in _STALE}
+
+READ_SQL = f"SELECT {_RETURNED}, claim_token FROM tasks WHERE id = %(id)s"
 
 
 def claim(conn: Connection, task_id: uuid.UUID, *, worker: str, device: str,
-          now: datetime) -> MovedTask | None:
-    """``running`` with a new attempt; None if running elsewhere, finished or deleted."""
+          now: datetime, token: uuid.UUID | None = None) -> MovedTask | None:
+    """``running`` with a new attempt; None if running elsewhere, finished or deleted.
+    ``token`` is kept on the row, so a retried claim can recognise its own commit."""
     return _one(conn, CLAIM_SQL, {"id": task_id, "worker": worker, "device": device,
-                                  "now": now})
+                                  "now": now, "token": token})
 
 
-def complete(conn: Connection, task_id: uuid.UUID, result: Any, attempt: int | None,
+def complete(conn: Connection, task_id: uuid.UUID, result: Any, attempt: int,
              now: datetime, notify: bool | str = True) -> MovedTask | None:
-    """``completed`` with ``result``; None if deleted or taken away (``attempt`` fence).
-    ``notify``: announce it to waiting API requests (the whole row when it fits), on
-    the shared channel (True) or on the waiting API process's own (its name)."""
-    return _one(conn, COMPLETE_SQL[attempt is not None, bool(notify)],
+    """``completed`` with ``result``; None unless the task is still running attempt
+    ``attempt`` (deleted, or declared lost and taken away). ``notify``: announce it to
+    waiting API requests (the whole row when it fits), on the shared channel (True) or
+    on the waiting API process's own (its name)."""
+    return _one(conn, COMPLETE_SQL[bool(notify)],
                 {"id": task_id, "result": Jsonb(result), "attempt": attempt, "now": now,
                  "channel": notify_channel(notify)})
 
 
-def fail(conn: Connection, task_id: uuid.UUID, error: dict[str, Any], attempt: int | None,
+def fail(conn: Connection, task_id: uuid.UUID, error: dict[str, Any], attempt: int,
          now: datetime, notify: bool | str = True) -> MovedTask | None:
-    """``failed`` with ``error``; None if deleted or taken away (``attempt`` fence).
-    ``notify``: as for :func:`complete`."""
-    return _one(conn, FAIL_SQL[attempt is not None, bool(notify)],
+    """``failed`` with ``error``; None unless the task is still running attempt
+    ``attempt``. ``notify``: as for :func:`complete`."""
+    return _one(conn, FAIL_SQL[bool(notify)],
                 {"id": task_id, "error": Jsonb(error), "attempt": attempt, "now": now,
                  "channel": notify_channel(notify)})
+
+
+def declare_lost(conn: Connection, task_id: uuid.UUID, *, seen: str, attempt: int,
+                 stale_before: datetime, reason: str, give_up: bool,
+                 now: datetime) -> MovedTask | None:
+    """The sweeper's move of a task whose worker or message vanished: ``not_finished``
+    (to be re-run), or ``failed`` when ``give_up``. Applies only if the task is still
+    ``seen`` (running or assigned), at ``attempt``, and stale before ``stale_before``:
+    a task claimed, finished or beating since it was judged lost is left alone."""
+    error = {"type": "WorkerLost", "message": reason}
+    sql = (GIVE_UP_SQL if give_up else NOT_FINISHED_SQL)[seen]
+    return _one(conn, sql, {"id": task_id, "attempt": attempt, "stale_before": stale_before,
+                            "reason": reason, "error": Jsonb(error), "now": now,
+                            "channel": FINISHED_CHANNEL})
+
+
+def read(conn: Connection, task_id: uuid.UUID) -> tuple[MovedTask, uuid.UUID | None] | None:
+    """The task as a move returns it, and its claim token; None if it is gone."""
+    row = conn.exec_driver_sql(READ_SQL, {"id": task_id}).first()
+    return (MovedTask(*row[:6]), row[6]) if row is not None else None
 
 
 _CHANNEL_NAME = re.compile(r"[a-z0-9_]{1,63}")
@@ -187,4 +266,4 @@ def notify_channel(notify: bool | str) -> str:
 
 def _one(conn: Connection, sql: str, params: dict[str, Any]) -> MovedTask | None:
     row = conn.exec_driver_sql(sql, params).first()
-    return MovedTask(*row[:7]) if row is not None else None
+    return MovedTask(*row[:6]) if row is not None else None

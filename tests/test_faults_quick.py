@@ -10,7 +10,6 @@ empty, and every task queued longer than ``ASSIGNED_GRACE`` was re-run, then fai
 from contextlib import contextmanager
 from datetime import timedelta
 
-import pytest
 import redis
 from sqlalchemy import update
 
@@ -55,29 +54,3 @@ class _Unreachable:
 def test_queue_that_cannot_be_counted_is_not_empty():
     """A broker outage during a sweep must not declare every waiting task lost."""
     assert sweeper._EmptyQueues(_Unreachable())("cpu") is False
-
-
-def test_worker_waits_out_a_database_outage_instead_of_dropping_the_message(monkeypatch):
-    """The claim fails while PostgreSQL is down: the task retries in place (message kept)."""
-    from sqlalchemy.exc import OperationalError
-
-    from workers import context, runner, tasks
-
-    calls = []
-
-    def flaky_execute(*_args, **_kwargs):
-        calls.append(1)
-        if len(calls) < 3:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return "completed"
-
-    monkeypatch.setattr(runner, "execute", flaky_execute)
-    monkeypatch.setattr(context, "database", lambda: None)
-    monkeypatch.setattr(context, "settings", lambda: None)
-    monkeypatch.setattr(tasks, "DATABASE_RETRY_PAUSES", (0, 0))
-    assert tasks.execute_task.run("00000000-0000-0000-0000-000000000001") == "completed"
-    assert len(calls) == 3
-    calls.clear()
-    monkeypatch.setattr(tasks, "DATABASE_RETRY_PAUSES", (0,))
-    with pytest.raises(OperationalError):  # a longer outage: given up, the sweeper repairs
-        tasks.execute_task.run("00000000-0000-0000-0000-000000000001")

@@ -142,7 +142,8 @@ def test_reindex_is_409_unless_asked_then_replaces(client, auth, worker, clips, 
 
 @pytest.fixture()
 def pipeline(db, monkeypatch, client, auth):
-    """Run ``run_index_task`` in-process with a fake transcription."""
+    """Run ``run_index_task`` in-process with a fake transcription, then its completion
+    steps (the segments) in one transaction."""
     client.post("/collections", headers=auth, json={"collection_id": "talks"})
     monkeypatch.setattr(indexing.context, "database", lambda: db)
     segments = [{"id": 0, "start": 0.0, "end": 2.0, "text": " Trains leave at nine."},
@@ -164,7 +165,11 @@ def pipeline(db, monkeypatch, client, auth):
                 "media": {"url": "http://x/a.mp3"}}
         ctx = TaskContext(task_id=task_id or uuid.uuid4(), endpoint="/index", data=data,
                           owner="alice", device="cpu", worker="test")
-        return indexing.run_index_task(ctx)
+        result = indexing.run_index_task(ctx)
+        with db.engine.begin() as conn:  # as the completion's transaction runs them
+            for step in ctx.completion_steps:
+                step(conn)
+        return result
 
     run.during = during
     return run

@@ -85,7 +85,7 @@ def make_resources(client, db, headers: dict, owner: str, tag: str) -> dict:
     with db.transaction() as session:
         lifecycle.claim(session, task_id, worker="w@test", device="cpu")
     with db.transaction() as session:
-        lifecycle.complete(session, task_id, {
+        lifecycle.complete(session, task_id, attempt=1, result={
             "text": f"{tag} transcript", "language": "en", "duration": 1.0,
             "segments": [{"id": 0, "start": 0.0, "end": 1.0, "text": f"{tag} transcript"}]})
     collection_id, media_id = f"{tag}-col", f"{tag}-talk"
@@ -111,8 +111,7 @@ def make_resources(client, db, headers: dict, owner: str, tag: str) -> dict:
             delivery_id = uuid.uuid4()
             session.add(WebhookDelivery(
                 id=delivery_id, message_id=f"msg_{tag}_{kind}", webhook_id=hook_id, url=url,
-                owner=owner, event="task.completed", task_id=task_id,
-                payload=f'{{"type":"task.completed","data":{{"tag":"{tag}"}}}}',
+                owner=owner, event="task.completed", task_id=task_id, task_attempt=1,
                 status="failed", attempts=1, retry_from=1, due_at=None, created_at=now,
                 updated_at=now, finished_at=now, last_error=f"{tag} error"))
             session.flush()

@@ -1,9 +1,11 @@
 """Status transitions: legal moves happen, illegal ones change nothing."""
 
+from datetime import timedelta
+
 import pytest
 
 from core import lifecycle
-from core.models import Task
+from core.models import Task, utcnow
 from core.status import ALLOWED_TRANSITIONS, IllegalTransition, TaskStatus, check_transition
 
 
@@ -42,10 +44,10 @@ def test_claim_complete_and_no_second_claim(db):
     with db.transaction() as s:
         assert lifecycle.claim(s, task.id, worker="w2", device="cpu") is None
     with db.transaction() as s:
-        assert lifecycle.complete(s, task.id, {"ok": 1}).status == "completed"
+        assert lifecycle.complete(s, task.id, {"ok": 1}, attempt=1).status == "completed"
     with db.transaction() as s:
-        assert lifecycle.complete(s, task.id, {"ok": 2}) is None
-        assert lifecycle.fail(s, task.id, {"type": "X", "message": "m"}) is None
+        assert lifecycle.complete(s, task.id, {"ok": 2}, attempt=1) is None
+        assert lifecycle.fail(s, task.id, {"type": "X", "message": "m"}, attempt=1) is None
         assert lifecycle.claim(s, task.id, worker="w", device="cpu") is None
     with db.session() as s:
         final = s.get(Task, task.seq)
@@ -64,11 +66,13 @@ def test_retry_only_from_failed_or_not_finished(db):
     task = _task(db)
     with db.transaction() as s:
         lifecycle.claim(s, task.id, worker="w", device="cpu")
-        lifecycle.fail(s, task.id, {"type": "E", "message": "boom"})
+        lifecycle.fail(s, task.id, {"type": "E", "message": "boom"}, attempt=1)
+        s.execute(Task.__table__.update().where(Task.id == task.id).values(retry_count=3))
     with db.transaction() as s:
         row = s.get(Task, task.seq)
         retried = lifecycle.reset_for_retry(s, row)
-    assert retried.status == "created" and retried.retry_count == 1 and retried.error is None
+    # A user's retry starts a fresh budget of automatic re-runs.
+    assert retried.status == "created" and retried.retry_count == 0 and retried.error is None
     with db.transaction() as s, pytest.raises(IllegalTransition):
         lifecycle.reset_for_retry(s, s.get(Task, task.seq))
 
@@ -91,7 +95,12 @@ def test_a_lost_run_cannot_finish_a_task_rerun_elsewhere(db):
     with db.transaction() as s:
         first = lifecycle.claim(s, task.id, worker="cut-off", device="cpu").attempts
     with db.transaction() as s:
-        lifecycle.mark_not_finished(s, task.id, "worker stopped heartbeating")
+        seen = s.get(Task, task.seq)
+        lifecycle.declare_lost(s, seen, stale_before=utcnow() + timedelta(seconds=1),
+                               reason="worker stopped heartbeating", give_up=False)
+    with db.transaction() as s:  # before its re-run starts, the lost run cannot fail it
+        assert lifecycle.fail(s, task.id, {"type": "X", "message": "m"}, attempt=first) is None
+        assert lifecycle.complete(s, task.id, {"by": "cut-off"}, attempt=first) is None
     with db.transaction() as s:
         second = lifecycle.claim(s, task.id, worker="rescuer", device="cpu").attempts
     assert (first, second) == (1, 2)

@@ -74,7 +74,7 @@ def test_completes_after_its_connection_died_during_the_task(db, settings, monke
     task = _submit(db, {"seconds": 0})
     assert _run(db, settings, task) == "completed"
     assert _row(db, task).result == {"ok": True}
-    assert "reconnecting" in caplog.text  # the claim's connection was the one cut
+    assert "retrying" in caplog.text  # the claim's connection was the one cut
 
 
 def test_deleting_a_running_task_cancels_it(db, settings):
@@ -119,15 +119,14 @@ def test_kept_connection_serves_task_after_task_and_survives_a_restart(db, setti
     with StatusMoves(db) as moves:
         first, second, third = (_submit(db, {"seconds": 0}) for _ in range(3))
         assert _run(db, settings, first, moves) == "completed"
-        backend = moves.run(lambda conn: conn.exec_driver_sql(
-            "SELECT pg_backend_pid()").scalar())
+        backend = moves.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
         assert _run(db, settings, second, moves) == "completed"
-        assert moves.run(lambda conn: conn.exec_driver_sql(
-            "SELECT pg_backend_pid()").scalar()) == backend  # the same connection
-        assert "reconnecting" not in caplog.text
+        assert moves.connection().exec_driver_sql(
+            "SELECT pg_backend_pid()").scalar() == backend  # the same connection
+        assert "retrying" not in caplog.text
         with db.engine.connect() as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
             conn.commit()
         assert _run(db, settings, third, moves) == "completed"
-        assert "reconnecting" in caplog.text
+        assert "retrying" in caplog.text
     assert [_row(db, t).status for t in (first, second, third)] == ["completed"] * 3

@@ -1,121 +1,159 @@
-"""The workers' fixed PostgreSQL moves write what the generic ORM moves write elsewhere."""
+"""The fixed status moves: what they write (row, trail, outbox deliveries) and what they
+refuse (compare-and-set on what the caller saw), and the completion notify."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import psycopg
 from sqlalchemy import select
 
-from app.commands import upgrade_database
 from core import lifecycle
-from core.db import Database
-from core.models import Task, TaskEvent
-from core.models_webhooks import Webhook
+from core.models import Task, TaskEvent, utcnow
+from core.models_webhooks import Webhook, WebhookDelivery
 from core.schemas import TaskSchema
 from core.task_reads import read_task, task_from_notify
-from core.task_sql import FINISHED_CHANNEL
+from core.task_sql import DELIVERIES_CHANNEL, FINISHED_CHANNEL
 
 ROW = ("status", "attempts", "progress", "worker", "device", "result", "error")
 
 
-def _scenario(db: Database) -> dict:
-    """Claim, fail, claim again, a fenced-out and then a fenced-in completion."""
+def _task(db, **data):
     with db.transaction() as s:
-        task = lifecycle.create_task(s, owner="alice", endpoint="/x", data={"k": 1})
-        s.add(Webhook(owner="alice", url="https://example.com/h", secret="s"))
-    seen = []
+        return lifecycle.create_task(s, owner="alice", endpoint="/x", data=data or {"k": 1})
+
+
+def _row(db, task_id) -> Task:
+    with db.session() as s:
+        return s.scalars(select(Task).where(Task.id == task_id)).one()
+
+
+def _deliveries(db, task_id) -> list[tuple]:
+    with db.session() as s:
+        return [(d.event, d.task_attempt, d.webhook_id is not None, d.url, d.status)
+                for d in s.scalars(select(WebhookDelivery)
+                                   .where(WebhookDelivery.task_id == task_id)
+                                   .order_by(WebhookDelivery.created_at,
+                                             WebhookDelivery.event))]
+
+
+def test_moves_write_row_trail_and_deliveries_and_fence_on_the_attempt(db):
     with db.transaction() as s:
-        seen.append(lifecycle.claim(s, task.id, worker="w1", device="cpu"))
+        s.add(Webhook(owner="alice", url="https://example.com/h", secret="s",
+                      events=["task.started", "task.completed"]))
+        s.add(Webhook(owner="alice", url="https://example.com/off", secret="s", enabled=False))
+        s.add(Webhook(owner="bob", url="https://example.com/bob", secret="s"))
+    task = _task(db, k=1, webhook="https://example.com/cb", webhook_events=["task.failed"])
     with db.transaction() as s:
-        seen.append(lifecycle.fail(s, task.id, {"type": "E", "message": "boom"}, attempt=1))
+        first = lifecycle.claim(s, task.id, worker="w1", device="cpu")
+    assert (first.owner, first.endpoint, first.status, first.attempts) == \
+        ("alice", "/x", "running", 1)
+    with db.transaction() as s:
+        assert lifecycle.fail(s, task.id, {"type": "E", "message": "boom"}, attempt=1)
         s.execute(Task.__table__.update().where(Task.id == task.id).values(status="created"))
     with db.transaction() as s:
-        seen.append(lifecycle.claim(s, task.id, worker="w2", device="cuda:0"))
-        seen.append(lifecycle.complete(s, task.id, {"text": "hi"}, attempt=1))  # fenced out
-        seen.append(lifecycle.fail(s, task.id, {"type": "E", "message": "m"}, attempt=1))
+        assert lifecycle.claim(s, task.id, worker="w2", device="cuda:0").attempts == 2
+        assert lifecycle.complete(s, task.id, {"text": "x"}, attempt=1) is None  # fenced out
+        assert lifecycle.fail(s, task.id, {"type": "E", "message": "m"}, attempt=1) is None
     with db.transaction() as s:
-        seen.append(lifecycle.complete(s, task.id, {"text": "hi"}, attempt=2))
-        seen.append(lifecycle.claim(s, task.id, worker="w3", device="cpu"))  # finished
+        assert lifecycle.complete(s, task.id, {"text": "hi"}, attempt=2).status == "completed"
+        assert lifecycle.claim(s, task.id, worker="w3", device="cpu") is None  # finished
+        assert lifecycle.fail(s, task.id, {"type": "E", "message": "m"}, attempt=2) is None
+    row = _row(db, task.id)
+    assert tuple(getattr(row, c) for c in ROW) == \
+        ("completed", 2, 100, "w2", "cuda:0", {"text": "hi"}, None)
     with db.session() as s:
-        row = s.scalars(select(Task).where(Task.id == task.id)).one()
-        trail = [(e.type, e.details) for e in
-                 s.scalars(select(TaskEvent).where(TaskEvent.task_id == task.id)
-                           .order_by(TaskEvent.id))]
-        times = (row.started_at, row.completed_at, row.heartbeat_at, row.assigned_at)
-    return {
-        "moves": [None if m is None else
-                  (m.id == task.id, m.owner, m.endpoint, m.data, m.status, m.attempts,
-                   m.subscribed) for m in seen],
-        "row": tuple(getattr(row, c) for c in ROW),
-        "times_set": all(t is not None for t in times),
-        "trail": trail,
-    }
-
-
-def _on_sqlite(tmp_path, run):
-    """``run(db)`` on a fresh, migrated SQLite database: the generic path's answer."""
-    url = f"sqlite:///{tmp_path / 'hark.db'}"
-    upgrade_database(url)
-    sqlite = Database().configure(url)
-    try:
-        return run(sqlite)
-    finally:
-        sqlite.dispose()
-
-
-def test_postgres_moves_match_the_generic_ones(db, tmp_path):
-    expected = _on_sqlite(tmp_path, _scenario)
-    assert db.dialect == "postgresql"
-    assert _scenario(db) == expected
-    assert expected["trail"] == [
+        trail = [(e.type, e.details) for e in s.scalars(
+            select(TaskEvent).where(TaskEvent.task_id == task.id).order_by(TaskEvent.id))]
+    assert trail == [
         ("created", {"endpoint": "/x", "queue": None}),
         ("started", {"worker": "w1", "device": "cpu", "attempt": 1}),
         ("failed", {"type": "E", "message": "boom"}),
         ("started", {"worker": "w2", "device": "cuda:0", "attempt": 2}),
         ("completed", None),
     ]
-    assert expected["moves"][0] == (True, "alice", "/x", {"k": 1}, "running", 1, True)
-    assert expected["moves"][3:5] == [None, None]
-    assert expected["row"] == ("completed", 2, 100, "w2", "cuda:0", {"text": "hi"}, None)
+    # One delivery per matching enabled subscription of the owner, and the task's own
+    # callback for the events it asked for; none for moves that did not apply.
+    assert _deliveries(db, task.id) == [
+        ("task.started", 1, True, None, "pending"),
+        ("task.failed", 1, False, "https://example.com/cb", "pending"),
+        ("task.started", 2, True, None, "pending"),
+        ("task.completed", 2, True, None, "pending"),
+    ]
+    with db.session() as s:
+        ids = {(d.event, d.task_attempt): d.message_id
+               for d in s.scalars(select(WebhookDelivery))}
+    assert len(set(ids.values())) == 4 and all(m.startswith("msg_") for m in ids.values())
+
+
+def test_sweeper_moves_apply_only_to_what_it_saw(db):
+    task = _task(db)
+    with db.transaction() as s:
+        lifecycle.claim(s, task.id, worker="w", device="cpu")
+    seen = _row(db, task.id)  # running, attempt 1, heartbeat just now
+    later = utcnow() + timedelta(seconds=1)
+    with db.transaction() as s:  # a fresh heartbeat: not stale
+        assert lifecycle.declare_lost(s, seen, stale_before=seen.heartbeat_at,
+                                      reason="r", give_up=False) is None
+    with db.transaction() as s:  # claimed again since (attempt 2): not what was seen
+        s.execute(Task.__table__.update().where(Task.id == task.id)
+                  .values(attempts=2))
+        assert lifecycle.declare_lost(s, seen, stale_before=later, reason="r",
+                                      give_up=False) is None
+        s.execute(Task.__table__.update().where(Task.id == task.id).values(attempts=1))
+    with db.transaction() as s:
+        lost = lifecycle.declare_lost(s, seen, stale_before=later, reason="worker died",
+                                      give_up=False)
+    assert lost.status == "not_finished"
+    row = _row(db, task.id)
+    assert (row.retry_count, row.error) == (1, {"type": "WorkerLost", "message": "worker died"})
+    with db.transaction() as s:  # it is no longer running: nothing to declare
+        assert lifecycle.declare_lost(s, seen, stale_before=later, reason="r",
+                                      give_up=True) is None
 
 
 def test_finishing_moves_notify_waiters_with_the_row(db, database_url):
     """A finish announces the whole public row (read back exactly as ``read_task``
     reads it), on the channel the message named; a large row by its id; a finish nobody
-    waits on, not at all."""
+    waits on, not at all. The relay is woken only when a move wrote deliveries."""
+    ids = [_task(db, n=i).id for i in range(5)]
     with db.transaction() as s:
-        ids = [lifecycle.create_task(s, owner="bob", endpoint="/x", data={"n": i}).id
-               for i in range(5)]
+        s.add(Webhook(owner="alice", url="https://example.com/h", secret="s",
+                      events=["task.completed"]))
     big = {"text": "x" * 9000}
     own = "hark_done_test_1"
     with psycopg.connect(database_url, autocommit=True) as shared, \
-            psycopg.connect(database_url, autocommit=True) as api_process:
+            psycopg.connect(database_url, autocommit=True) as api_process, \
+            psycopg.connect(database_url, autocommit=True) as relay:
         shared.execute(f"LISTEN {FINISHED_CHANNEL}")
         api_process.execute(f"LISTEN {own}")
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             for task_id in ids:
-                assert lifecycle.claim(conn, task_id, worker="w", device="cpu").subscribed \
-                    is False
-            assert lifecycle.complete(conn, ids[0], {"words": 2}, 1, notify=own)
-            assert lifecycle.fail(conn, ids[1], {"type": "E", "message": "m"}, 1, notify=own)
-            assert lifecycle.complete(conn, ids[2], big, 1, notify=False)  # deferred
-            assert lifecycle.complete(conn, ids[3], big, 1, notify=own)  # too large
-            assert lifecycle.complete(conn, ids[4], {}, 1, notify="Bad Name!")  # shared
+                assert lifecycle.claim(conn, task_id, worker="w", device="cpu")
+            relay.execute(f"LISTEN {DELIVERIES_CHANNEL}")  # claims wrote no deliveries
+            assert lifecycle.fail(conn, ids[1], {"type": "E", "message": "m"}, attempt=1,
+                                  notify=own)
+            assert not list(relay.notifies(timeout=0.3))
+            assert lifecycle.complete(conn, ids[0], {"words": 2}, attempt=1, notify=own)
+            assert lifecycle.complete(conn, ids[2], big, attempt=1, notify=False)  # deferred
+            assert lifecycle.complete(conn, ids[3], big, attempt=1, notify=own)  # too large
+            assert lifecycle.complete(conn, ids[4], {}, attempt=1, notify="Bad Name!")
         mine = [n.payload for n in api_process.notifies(timeout=2, stop_after=3)]
         others = [n.payload for n in shared.notifies(timeout=0.5)]
+        woken = list(relay.notifies(timeout=0.5))
     assert len(mine) == 3 and mine[2] == str(ids[3])
     assert len(others) == 1 and json.loads(others[0])["id"] == str(ids[4])
+    assert len(woken) == 4  # one per completion (each wrote a delivery); none for the fail
     schema = TaskSchema()
-    for task_id, payload in zip(ids[:2], mine[:2], strict=True):
+    for task_id, payload in zip((ids[1], ids[0]), mine[:2], strict=True):
         announced = task_from_notify(json.loads(payload))
         assert schema.dump(announced) == schema.dump(read_task(db, task_id))
         assert announced.status in ("completed", "failed")
 
 
-def _submissions(db: Database) -> list:
-    """Inserts as the API makes them: assigned or not, under an active-task cap."""
+def test_insert_writes_row_and_trail_under_the_cap(db):
     made = []
     with db.engine.connect() as conn:
         for assigned, max_active in ((True, 0), (False, 0), (True, 3), (True, 3)):
@@ -124,25 +162,18 @@ def _submissions(db: Database) -> list:
                                          assigned=assigned)
             made.append(task and task.id)
         conn.commit()
+    assert made[3] is None  # the cap of 3 active tasks refused the fourth
     with db.session() as s:
         rows = {t.id: t for t in s.scalars(select(Task))}
         trails = {i: [(e.type, e.details) for e in s.scalars(
             select(TaskEvent).where(TaskEvent.task_id == i).order_by(TaskEvent.id))]
             for i in made if i}
-    return [None if i is None else
-            (tuple(getattr(rows[i], c) for c in ("owner", "endpoint", "data", "status",
-                                                  "priority", "queue", "progress",
-                                                  "retry_count", "attempts")),
-             rows[i].assigned_at is not None, rows[i].created_at == rows[i].updated_at,
-             trails[i]) for i in made]
-
-
-def test_postgres_insert_matches_the_generic_one(db, tmp_path):
-    expected = _on_sqlite(tmp_path, _submissions)
-    assert _submissions(db) == expected
+    first = rows[made[0]]
+    assert (first.owner, first.endpoint, first.data, first.status, first.priority,
+            first.queue, first.progress, first.retry_count, first.attempts) == \
+        ("carol", "/e", {"a": [1]}, "assigned", 2, "cuda:0", 0, 0, 0)
+    assert first.assigned_at is not None and first.created_at == first.updated_at
     assigned = [("created", {"endpoint": "/e", "queue": "cuda:0"}),
                 ("assigned", {"queue": "cuda:0"})]
-    assert expected[0] == (("carol", "/e", {"a": [1]}, "assigned", 2, "cuda:0", 0, 0, 0),
-                           True, True, assigned)
-    assert expected[1][0][3] == "created" and expected[1][3] == assigned[:1]
-    assert expected[3] is None  # the cap of 3 active tasks refused the fourth
+    assert trails[made[0]] == assigned
+    assert rows[made[1]].status == "created" and trails[made[1]] == assigned[:1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 import time
@@ -17,21 +18,22 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, inspect, select
+from sqlalchemy import inspect, select, update
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from app.commands import ROOT
 from core import dispatch, lifecycle
 from core.db import make_engine
-from core.models import utcnow
+from core.models import Task, utcnow
 from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from core.netguard import UnsafeURLError
 from core.webhook_signing import verify
 from tests.support import start_worker, wait_for
-from workers import webhook_http, webhooks
+from workers import sweeper, webhook_http, webhooks
 from workers.events import COMPLETED
 from workers.start import worker_argv
 from workers.webhooks import Outcome, SendResult, WebhookSettings
@@ -168,10 +170,12 @@ def assert_signed(request: Received, secret: str) -> None:
 
 
 def add_delivery(db, webhook_id, url=None, **values) -> uuid.UUID:
+    """A delivery row as a move's outbox writes it, for a real task of alice's."""
     now = utcnow()
-    row = dict(id=uuid.uuid4(), message_id=webhooks.new_message_id(), webhook_id=webhook_id,
-               url=url, owner="alice", event=COMPLETED, task_id=uuid.uuid4(),
-               payload='{"type":"task.completed","timestamp":"now","data":{}}',
+    with db.transaction() as s:
+        task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0})
+    row = dict(id=uuid.uuid4(), message_id="msg_" + uuid.uuid4().hex, webhook_id=webhook_id,
+               url=url, owner="alice", event=COMPLETED, task_id=task.id, task_attempt=1,
                status="pending", attempts=0, retry_from=1, due_at=now, created_at=now,
                updated_at=now)
     row.update(values)
@@ -286,11 +290,16 @@ def test_events_are_signed_retried_with_the_same_id_and_logged(client, auth, wor
         assert request.headers["content-type"] == "application/json"
     assert len(by_id) == 2 and all(len(sends) == 3 for sends in by_id.values())
     for sends in by_id.values():
-        assert len({s.body for s in sends}) == 1  # the same message each time
+        if sends[0].json()["type"] == "task.completed":  # the task did not change since
+            assert len({s.body for s in sends}) == 1
         assert sends[1].at - sends[0].at >= 0.1 and sends[2].at - sends[1].at >= 0.2
     payloads = {sends[0].json()["type"]: sends[0].json() for sends in by_id.values()}
     assert set(payloads) == {"task.started", "task.completed"}
-    assert payloads["task.started"]["data"]["status"] == "running"
+    # The body is built from the task row when sent: the started event of a task that
+    # finished meanwhile shows it finished; its timestamp is the event's.
+    started = payloads["task.started"]
+    assert started["data"]["status"] in ("running", "completed")
+    assert started["timestamp"] <= payloads["task.completed"]["timestamp"]
     completed = payloads["task.completed"]
     assert set(completed) == {"type", "timestamp", "data"}
     assert completed["data"] == client.get(f"/tasks/{task['id']}", headers=auth).get_json()
@@ -406,6 +415,115 @@ def test_rotation_signs_with_both_secrets_during_the_grace(client, auth, worker,
     assert not verify(rotated["secret"], latest.headers, latest.body)
 
 
+# --- the outbox under faults (deliveries commit with their move) ------------------------
+
+
+class _DeliveriesLocked:
+    """Holds ``webhook_deliveries`` locked against writes, so the next statement that
+    writes a delivery waits: the test steps in while it waits."""
+
+    def __init__(self, db) -> None:
+        self.conn = db.engine.connect()
+        self.conn.exec_driver_sql("LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE")
+        self.pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    @staticmethod
+    def writers_waiting(db) -> int:
+        with db.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'webhook_deliveries' AND NOT l.granted").scalar()
+
+    def wait_for_a_writer(self, db) -> None:
+        wait_for(lambda: self.writers_waiting(db), timeout=20,
+                 message="a statement waiting to write a delivery")
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def _completed_deliveries(db, task_id) -> list:
+    with db.session() as s:
+        return list(s.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.task_id == uuid.UUID(task_id),
+            WebhookDelivery.event == COMPLETED)))
+
+
+def _wait_running(client, auth, task_id) -> None:
+    wait_for(lambda: client.get(f"/tasks/{task_id}", headers=auth).get_json()["status"]
+             == "running", timeout=30, message="the task to run")
+
+
+def test_kill_9_of_the_worker_right_after_its_completion_still_delivers_once(
+        app, client, auth, db, settings, settings_env, log_dir, events_worker, receiver):
+    """The worker finishes its task and is killed at once (while the statement that
+    records the finish waits on the deliveries table): the completion event still
+    arrives, exactly once, whether the finish committed or the task was re-run."""
+    subscribe(client, auth, receiver.url(), events=[COMPLETED])
+    doomed = start_worker(settings_env, log_dir, name="doomed", WORKER_CONCURRENCY="1",
+                          WORKER_QUEUES="outbox-doomed")
+    rescuer = None
+    try:
+        task_id = client.post(SLEEP + "?defer=true", headers=auth, json={
+            "seconds": 2, "queue": "outbox-doomed"}).get_json()["task_id"]
+        _wait_running(client, auth, task_id)
+        lock = _DeliveriesLocked(db)
+        try:
+            lock.wait_for_a_writer(db)
+            for child in psutil.Process(doomed.pid).children(recursive=True):
+                child.send_signal(signal.SIGKILL)
+            doomed.stop(signal.SIGKILL)
+        finally:
+            lock.release()
+        # The dead worker's last statement runs to its end (committed or not) ...
+        wait_for(lambda: not _DeliveriesLocked.writers_waiting(db), message="lock free")
+        if client.get(f"/tasks/{task_id}", headers=auth).get_json()["status"] == "running":
+            # ... and if it did not commit, the sweeper re-runs the silent task.
+            with db.transaction() as s:
+                s.execute(update(Task).where(Task.id == uuid.UUID(task_id))
+                          .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+            sweeper.sweep(db, app.extensions["hark"]["celery"], settings)
+        rescuer = start_worker(settings_env, log_dir, name="rescuer",
+                               WORKER_QUEUES="outbox-doomed")
+        got = receiver.wait(1, timeout=40)
+        wait_for(lambda: all(d.status == "succeeded"
+                             for d in _completed_deliveries(db, task_id)), message="sent")
+    finally:
+        doomed.stop()
+        if rescuer is not None:
+            rescuer.stop()
+    [delivery] = _completed_deliveries(db, task_id)
+    assert [r.msg_id for r in got] == [delivery.message_id]
+    assert client.get(f"/tasks/{task_id}", headers=auth).get_json()["status"] == "completed"
+
+
+def test_a_database_restart_between_completion_and_delivery_loses_nothing(
+        client, auth, db, worker, events_worker, receiver, database_url):
+    """Every connection to the database is cut while the finish is recorded: the move is
+    retried and commits with its delivery, which arrives exactly once."""
+    subscribe(client, auth, receiver.url(), events=[COMPLETED])
+    task_id = client.post(SLEEP + "?defer=true", headers=auth,
+                          json={"seconds": 1}).get_json()["task_id"]
+    _wait_running(client, auth, task_id)
+    lock = _DeliveriesLocked(db)
+    try:
+        lock.wait_for_a_writer(db)
+        name = database_url.rsplit("/", 1)[1]
+        lock.conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+    finally:
+        lock.release()
+    got = receiver.wait(1, timeout=30)
+    wait_for(lambda: client.get(f"/tasks/{task_id}", headers=auth).get_json()["status"]
+             == "completed", message="completed")
+    wait_for(lambda: all(d.status == "succeeded" for d in _completed_deliveries(db, task_id)),
+             message="sent")
+    [delivery] = _completed_deliveries(db, task_id)
+    assert [r.msg_id for r in got] == [delivery.message_id]
+
+
 def test_a_slow_subscriber_holds_up_neither_tasks_nor_others(client, auth, worker,
                                                              events_worker, receiver):
     receiver.answer = lambda request, nth: (200, 5.0, b"") if request.path == "/slow" else 200
@@ -496,52 +614,57 @@ def test_outcomes_and_retry_delays():
     assert WebhookSettings.from_env({}).allow_private is False
 
 
-def test_emit_without_subscribers_is_one_query(app, db):
-    with db.transaction() as s:
-        task = lifecycle.create_task(s, owner="alice", endpoint=SLEEP, data={"seconds": 0})
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        assert webhooks.enqueue_event(db, None, task.id, COMPLETED) == []
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
-    assert len(statements) == 1
-
-
-def test_delivery_is_claimed_once_and_refused_when_unsafe(app, client, auth, db, receiver):
-    celery = app.extensions["hark"]["celery"]
+def test_relays_claim_each_due_delivery_once_and_skip_locked_rows(app, client, auth, db,
+                                                                 receiver):
+    """Two relays never send one attempt: a row another relay holds is skipped (not
+    waited for), a claimed row is not due any more, and an unsafe URL is refused."""
     hook = subscribe(client, auth, receiver.url())
     delivery_id = add_delivery(db, uuid.UUID(hook["id"]))
+    with db.engine.connect() as other_relay:  # holds the row, as a relay mid-claim would
+        other_relay.execute(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                            .with_for_update())
+        assert webhooks.claim_due(db, 10, lease=60) == []
+        other_relay.rollback()
+    [claimed] = webhooks.claim_due(db, 10, lease=60)
+    assert (claimed.id, claimed.status, claimed.attempts) == (delivery_id, "sending", 1)
+    assert webhooks.claim_due(db, 10, lease=60) == []
     strict = replace(FAST, allow_private=False)
-    assert webhooks.deliver(db, celery, delivery_id, 1, strict) == "failed"
-    assert webhooks.deliver(db, celery, delivery_id, 1, strict) == "skipped"
-    assert webhooks.deliver(db, celery, uuid.uuid4(), 1, strict) == "skipped"
+    assert webhooks.deliver(db, claimed, strict) == "failed"
     assert receiver.received() == []
     [attempt] = log(client, auth, hook["id"])["deliveries"]
     assert attempt["error"].startswith("refused URL") and attempt["status_code"] is None
 
 
-def test_recovery_resends_lost_messages_and_attempts(app, client, auth, db, events_worker,
-                                                     receiver):
-    celery = app.extensions["hark"]["celery"]
+def test_a_delivery_of_a_deleted_task_is_dropped(app, client, auth, db, receiver):
+    hook = subscribe(client, auth, receiver.url())
+    delivery_id = add_delivery(db, uuid.UUID(hook["id"]))
+    with db.transaction() as s:
+        task_id = s.get(WebhookDelivery, delivery_id).task_id
+        lifecycle.delete_task(s, task_id)
+    [claimed] = webhooks.claim_due(db, 10, lease=60)
+    assert webhooks.deliver(db, claimed, FAST) == "failed"
+    assert "deleted" in _deliveries(db)[0].last_error and receiver.received() == []
+
+
+def test_relay_sends_due_rows_and_recovery_counts_lost_attempts(app, client, auth, db,
+                                                                events_worker, receiver):
     hook = subscribe(client, auth, receiver.url())
     webhook_id = uuid.UUID(hook["id"])
     long_ago = utcnow() - timedelta(hours=1)
-    lost_message = add_delivery(db, webhook_id, due_at=long_ago)
     lost_worker = add_delivery(db, webhook_id, status="sending", attempts=1, due_at=long_ago)
     old = add_delivery(db, webhook_id, status="succeeded", attempts=1, due_at=None,
                        finished_at=utcnow() - timedelta(days=45))
-    report = webhooks.recover(db, celery, FAST)
-    assert (report.republished, report.lost_attempts, report.deleted) == (1, 1, 1)
+    report = webhooks.recover(db, FAST)
+    assert (report.lost_attempts, report.deleted) == (1, 1)
+    waiting = add_delivery(db, webhook_id)  # due now: no message needed, the relay finds it
     got = receiver.wait(2)
     assert {r.msg_id for r in got} == {
-        d.message_id for d in _deliveries(db) if d.id in (lost_message, lost_worker)}
+        d.message_id for d in _deliveries(db) if d.id in (waiting, lost_worker)}
     wait_for(lambda: all(d.status == "succeeded" for d in _deliveries(db)), message="sent")
     attempts = {(a.delivery_id, a.attempt): a for a in _attempts(db)}
     assert "worker was lost" in attempts[(lost_worker, 1)].error
     assert attempts[(lost_worker, 2)].status_code == 200
-    assert attempts[(lost_message, 1)].status_code == 200
+    assert attempts[(waiting, 1)].status_code == 200
     assert old not in {d.id for d in _deliveries(db)}
 
 

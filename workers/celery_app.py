@@ -89,7 +89,7 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": settings.sweep_interval,
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
         },
-        # Re-sends webhook deliveries a crashed worker or a lost message left behind.
+        # Counts attempts of relays that died mid-send; drops old finished deliveries.
         "webhooks-recover": {
             "task": RECOVER_TASK,
             "schedule": 30.0,
@@ -145,6 +145,7 @@ def _ready(sender=None, **_kwargs) -> None:
         from workers import context
 
         context.start_presence()
+        context.start_relay()
 
 
 @worker_shutdown.connect
@@ -154,6 +155,7 @@ def _shutdown(**_kwargs) -> None:
     if os.environ.get("HARK_WORKER_ROLE") == "events":
         from workers import context
 
+        context.stop_relay()
         context.stop_presence()
 
 

@@ -77,6 +77,27 @@ def stop_presence() -> None:
         _presence.stop()
 
 
+_relay = None
+
+
+def start_relay() -> None:
+    """Start this process's webhook delivery relay (events workers)."""
+    global _relay
+    from workers.relay import DeliveryRelay
+    from workers.webhook_tasks import delivery_settings
+
+    if _relay is None:
+        concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 16)
+        _relay = DeliveryRelay(database(), delivery_settings(), concurrency).start()
+
+
+def stop_relay() -> None:
+    global _relay
+    if _relay is not None:
+        _relay.stop()
+        _relay = None
+
+
 def after_fork() -> None:
     """Runs in each pool child: fresh connections, announce, warm the configured models."""
     global _database, _presence

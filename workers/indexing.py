@@ -2,9 +2,11 @@
 
 Transcription is the /analyze pipeline's (``transcribe_media``); passages are Whisper
 segments merged up to ~30 s or ~60 words, each embedded with all-MiniLM-L6-v2 and stored
-with its times in ``segments``. The media row and its segments are written in one
-transaction, which also re-checks that the collection still exists and that the media id
-is free (or replaces the old one when ``reindex_if_exists`` was asked for).
+with its times in ``segments``. The media row and its segments are written in the
+transaction of the task's completion (:meth:`~workers.runner.TaskContext.on_complete`):
+a run that was deleted or declared lost meanwhile writes nothing. That transaction also
+re-checks that the collection still exists and that the media id is free (or replaces
+the old one when ``reindex_if_exists`` was asked for).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from core import collections_store as store
 from workers import context
@@ -88,13 +93,18 @@ def run_index_task(ctx: TaskContext) -> dict[str, Any]:
     vectors = embed([p["text"] for p in passages], device=ctx.device)
     ctx.progress(95)
     source = data.get("media") or {}
-    with db.transaction() as session:
+
+    def save(conn: Connection) -> None:
+        session = Session(bind=conn)
         _checked(lambda: store.save_media(
             session, owner=ctx.owner, collection_id=collection_id, media_id=media_id,
             replace=replace, passages=passages, vectors=vectors,
             task_id=task_id, duration=transcript.get("duration"),
             language=transcript.get("language"), model=transcript.get("model"),
             filename=source.get("filename"), url=source.get("url")))
+        session.flush()
+
+    ctx.on_complete(save)
     return {
         "collection": collection_id,
         "media_id": media_id,

@@ -8,7 +8,7 @@
 
 ``0`` keeps forever. Active tasks (created, assigned, running, not_finished) and the media
 they will read are never touched. Work is done in batches, each its own transaction, so a
-large backlog never holds locks for long; on PostgreSQL rows locked by someone else are
+large backlog never holds locks for long; rows locked by someone else are
 skipped (the next pass takes them) and one purge runs at a time. Collections keep their
 indexed segments: they do not reference tasks by foreign key.
 
@@ -148,10 +148,7 @@ def _delete_blobs(session: Session, blob_ids: list[uuid.UUID]) -> int:
 
 @contextmanager
 def _exclusive(db: Database) -> Iterator[bool]:
-    """One purge at a time on PostgreSQL (an advisory lock); SQLite serialises writers."""
-    if db.dialect != "postgresql":
-        yield True
-        return
+    """One purge at a time (a PostgreSQL advisory lock)."""
     with db.engine.connect() as conn:
         acquired = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                                      {"k": _ADVISORY_LOCK}).scalar())

@@ -12,13 +12,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import lifecycle
 from core.config import Settings
 from core.db import Database
 from core.logs import task_context
-from workers import context, events
+from workers import context
 from workers.heartbeat import Heartbeat
-from workers.status_moves import StatusMoves
+from workers.status_moves import CompletionStep, StatusMoves
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,14 @@ class TaskContext:
     worker: str
     heartbeat: Heartbeat | None = None
     extra: dict = field(default_factory=dict)
+    # Run in the completion's transaction, only if the completion applies (see
+    # :meth:`on_complete`).
+    completion_steps: list[CompletionStep] = field(default_factory=list)
+
+    def on_complete(self, step: CompletionStep) -> None:
+        """Write ``step(connection)`` with the completion: committed together, or not at
+        all when this run no longer owns the task (deleted, or declared lost)."""
+        self.completion_steps.append(step)
 
     def progress(self, percent: float) -> None:
         """Report progress (0-100); raises :class:`TaskCancelled` if the task was deleted."""
@@ -80,7 +87,7 @@ def execute(
     channel name (the waiting API process's), or False (deferred tasks)."""
     task_uuid = uuid.UUID(str(task_id))
     with nullcontext(moves) if moves is not None else StatusMoves(db) as moves:
-        task = moves.run(lifecycle.claim, task_uuid, worker=worker, device=device)
+        task = moves.claim(task_uuid, worker=worker, device=device)
         if task is None:
             log.info("task %s not claimable (running elsewhere, finished or deleted)",
                      task_uuid)
@@ -95,7 +102,6 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
                      torch_device: str, settings: Settings, notify: bool | str) -> str:
     task_uuid = task.id
     log.info("task %s started: %s on %s", task_uuid, task.endpoint, device)
-    events.emit(task_uuid, events.STARTED, subscribed=task.subscribed, data=task.data)
     presence = context.presence()
     if presence is not None:
         presence.task_started(task_uuid)
@@ -131,21 +137,26 @@ def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: s
             log.info("task %s cancelled while running", task_uuid)
             return "cancelled"
         except Exception as exc:
-            if isinstance(exc, PipelineError | ValueError):
-                log.info("task %s failed: %s", task_uuid, exc)
-            else:
-                log.exception("task %s crashed", task_uuid)
-            failed = moves.run(lifecycle.fail, task_uuid, describe_error(exc), attempt,
-                               notify=notify)
-            if failed is None:
-                return "cancelled"
-            events.emit(task_uuid, events.FAILED, subscribed=failed.subscribed,
-                        data=failed.data)
-            return "failed"
-    done = moves.run(lifecycle.complete, task_uuid, result, attempt, notify=notify)
+            return _failed(moves, task_uuid, attempt, exc, notify)
+    try:
+        done = moves.complete(task_uuid, result, attempt, notify=notify,
+                              steps=task_context.completion_steps)
+    except PipelineError as exc:  # a completion step refused (e.g. collection deleted)
+        return _failed(moves, task_uuid, attempt, exc, notify)
     if done is None:
-        log.info("task %s finished but was deleted meanwhile; result dropped", task_uuid)
+        log.info("task %s finished but was deleted or taken away meanwhile; result dropped",
+                 task_uuid)
         return "cancelled"
     log.info("task %s completed", task_uuid)
-    events.emit(task_uuid, events.COMPLETED, subscribed=done.subscribed, data=done.data)
     return "completed"
+
+
+def _failed(moves: StatusMoves, task_uuid: uuid.UUID, attempt: int, exc: Exception,
+            notify: bool | str) -> str:
+    if isinstance(exc, PipelineError | ValueError):
+        log.info("task %s failed: %s", task_uuid, exc)
+    else:
+        log.exception("task %s crashed", task_uuid)
+    if moves.fail(task_uuid, describe_error(exc), attempt, notify=notify) is None:
+        return "cancelled"
+    return "failed"

@@ -8,6 +8,11 @@ Both of the latter become ``not_finished`` and are published again, up to
 ``MAX_RETRIES``; then ``failed``. ``not_finished`` rows whose message went missing
 again are re-published. Duplicate messages are harmless: a worker only runs a task it
 can move to ``running``.
+
+Every move is a compare-and-set on what the sweep read: a task is declared lost only if
+it is still in the status and attempt it was read in and still stale
+(:func:`core.lifecycle.declare_lost`), so a task claimed, finished or heartbeating since
+it was read is left alone.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from core.config import Settings
 from core.db import Database
 from core.models import Task, WorkerPresence, utcnow
 from core.status import TaskStatus
-from workers import events
 
 log = logging.getLogger(__name__)
 _ADVISORY_LOCK = 0x4841524B  # "HARK"
@@ -51,13 +55,12 @@ def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
         now = utcnow()
         _publish_lost_created(db, celery_app, now - timedelta(seconds=settings.created_grace),
                               report)
+        silent_before = now - timedelta(seconds=settings.heartbeat_timeout)
         with db.transaction() as session:
-            dead = lifecycle.stale_running(
-                session, now - timedelta(seconds=settings.heartbeat_timeout)
-            )
+            dead = lifecycle.stale_running(session, silent_before)
         for task in dead:
             _recover_bounded(db, celery_app, settings, task, "worker stopped heartbeating",
-                             report)
+                             silent_before, report)
         lost_before = now - timedelta(seconds=settings.assigned_grace)
         empty = _EmptyQueues(celery_app)
         with db.transaction() as session:
@@ -66,7 +69,7 @@ def sweep(db: Database, celery_app: Celery, settings: Settings) -> SweepReport:
         for task in assigned:
             if empty(task.queue):
                 _recover_bounded(db, celery_app, settings, task, "queued message was lost",
-                                 report)
+                                 lost_before, report)
         for task in orphans:
             if empty(task.queue) and dispatch.republish(db, celery_app, task):
                 report.published += 1
@@ -92,44 +95,41 @@ def _publish_lost_created(db, celery_app, before, report: SweepReport) -> None:
 
 
 def _recover_bounded(db: Database, celery_app: Celery, settings: Settings, task: Task,
-                     reason: str, report: SweepReport) -> None:
+                     reason: str, stale_before, report: SweepReport) -> None:
     """:func:`_recover`, skipping (until the next sweep) a row whose lock a vanished host
     still holds, so one dead connection cannot stall every other recovery."""
     try:
-        _recover(db, celery_app, settings, task, reason, report)
+        _recover(db, celery_app, settings, task, reason, stale_before, report)
     except OperationalError as exc:
         log.warning("task %s is locked (%s); trying again next sweep", task.id,
                     str(exc.orig).splitlines()[0] if exc.orig else exc)
 
 
 def _recover(db: Database, celery_app: Celery, settings: Settings, task: Task, reason: str,
-             report: SweepReport) -> None:
-    """A task whose worker or message vanished: re-run it, or give up after max retries."""
-    if task.retry_count >= settings.max_retries:
-        error = {"type": "WorkerLost",
-                 "message": f"{reason}; gave up after {task.retry_count} retries"}
-        with db.transaction() as session:
-            _bound_lock_wait(session)
-            moved = lifecycle.fail(session, task.id, error)
-        if moved is not None:
-            report.failed += 1
-            events.emit(task.id, events.FAILED)
-        return
+             stale_before, report: SweepReport) -> None:
+    """A task whose worker or message vanished, as read by this sweep: re-run it, or give
+    up after max retries. Nothing happens if it moved or beat since it was read."""
+    give_up = task.retry_count >= settings.max_retries
+    if give_up:
+        reason = f"{reason}; gave up after {task.retry_count} retries"
     with db.transaction() as session:
         _bound_lock_wait(session)
-        moved = lifecycle.mark_not_finished(session, task.id, reason)
+        moved = lifecycle.declare_lost(session, task, stale_before=stale_before,
+                                       reason=reason, give_up=give_up)
     if moved is None:
         return
+    if give_up:
+        report.failed += 1
+        return
     report.not_finished += 1
-    events.emit(task.id, events.NOT_FINISHED)
     log.warning("task %s is not_finished (%s); re-enqueueing", task.id, reason)
-    if dispatch.republish(db, celery_app, moved):
+    task.status = moved.status
+    if dispatch.republish(db, celery_app, task):
         report.published += 1
 
 
 def _bound_lock_wait(session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+    session.execute(text("SET LOCAL lock_timeout = '2s'"))
 
 
 class _EmptyQueues:
@@ -173,10 +173,7 @@ class _EmptyQueues:
 
 @contextmanager
 def _exclusive(db: Database):
-    """A PostgreSQL advisory lock so concurrent sweeps do not race; SQLite needs none."""
-    if db.dialect != "postgresql":
-        yield True
-        return
+    """A PostgreSQL advisory lock so concurrent sweeps do not race."""
     with db.engine.connect() as conn:
         acquired = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_LOCK})
         acquired = bool(acquired.scalar())

@@ -1,7 +1,9 @@
 """Celery tasks for webhooks: thin wrappers around :mod:`workers.webhooks`.
 
-Both run on the ``webhooks`` queue, which only ``WORKER_ROLE=events`` workers consume,
-so a slow subscriber never holds up a model worker.
+Deliveries themselves are sent by the relay (:mod:`workers.relay`) that every
+``WORKER_ROLE=events`` worker runs; beat still sends ``recover`` to the ``webhooks``
+queue, which only events workers consume, so a relay that died mid-attempt is noticed
+even where no other relay runs.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from functools import cache
 from celery import shared_task
 
 from workers import context, webhooks
-from workers.events import DELIVER_TASK, RECOVER_TASK
-
-RECOVER_INTERVAL = 30.0
+from workers.events import RECOVER_TASK
 
 
 @cache
@@ -22,15 +22,7 @@ def delivery_settings() -> webhooks.WebhookSettings:
     return webhooks.WebhookSettings.from_env()
 
 
-@shared_task(name=DELIVER_TASK, bind=True, ignore_result=True)
-def deliver_task(self, delivery_id: str, attempt: int) -> str:
-    """Make attempt ``attempt`` of webhook delivery ``delivery_id``."""
-    return webhooks.deliver(context.database(), self.app, delivery_id, int(attempt),
-                            delivery_settings())
-
-
 @shared_task(name=RECOVER_TASK, bind=True, ignore_result=True)
 def recover_task(self) -> dict:
-    """Re-queue deliveries whose message or worker was lost; drop old finished ones."""
-    return asdict(webhooks.recover(context.database(), self.app, delivery_settings()))
-
+    """Count attempts of dead relays as failed; drop old finished deliveries."""
+    return asdict(webhooks.recover(context.database(), delivery_settings()))

@@ -1,11 +1,12 @@
-"""Webhook deliveries as plain functions: record, sign, send, decide, retry, recover.
+"""Webhook deliveries as plain functions: claim, sign, send, decide, retry, recover.
 
-The Celery tasks in :mod:`workers.webhook_tasks` only call these. Every step keeps its
-state in ``webhook_deliveries`` first and publishes second, so a lost message or a dead
-worker delays a delivery but never loses it (:func:`recover` finds it again).
-
-A delivery attempt is claimed with one conditional ``UPDATE`` (``pending`` and the
-expected attempt number), so duplicate messages and concurrent workers send it once.
+Deliveries are written by the status moves themselves (the transactional outbox,
+:mod:`core.task_sql`): a delivery exists if and only if its move committed. The relay
+(:mod:`workers.relay`) claims due ones with ``FOR UPDATE SKIP LOCKED`` (so concurrent
+relays send each attempt once), sends them, and records the outcome; a retry is the
+same row due again later. The body is built from the task row when it is sent, so a
+large result is not copied once per subscriber. A relay that dies mid-attempt leaves a
+``sending`` row past its lease, which :func:`recover` counts as a failed attempt.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import Celery
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from core import webhook_signing
@@ -33,7 +33,7 @@ from core.models_webhooks import (
     WebhookDelivery,
 )
 from core.schemas import TaskSchema
-from workers.events import DELIVER_TASK, WEBHOOKS_QUEUE
+from core.task_sql import DELIVERIES_CHANNEL
 from workers.webhook_http import (  # noqa: F401  (re-exported)
     DEFAULT_RETRY_SCHEDULE,
     USER_AGENT,
@@ -49,11 +49,8 @@ from workers.webhook_http import (  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-# A pending delivery this many seconds overdue has lost its message; recover() re-sends it.
-RECOVER_AFTER = 120.0
 # How long a worker may hold an attempt beyond the request timeout before it counts as lost.
 LEASE_MARGIN = 60.0
-_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 _task_schema = TaskSchema()
 
 
@@ -122,149 +119,101 @@ def callback_url(data: Any, event: str) -> str | None:
     return url if wants(data.get("webhook_events"), event) else None
 
 
-def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex
-
-
 def build_payload(event: str, task: Task, timestamp: datetime) -> str:
     """The body: ``{"type", "timestamp", "data"}``, ``data`` as ``GET /tasks/<id>`` has it."""
     body = {"type": event, "timestamp": timestamp.isoformat(), "data": _task_schema.dump(task)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def enqueue_event(db: Database, celery_app: Celery, task_id: uuid.UUID,
-                  event: str) -> list[uuid.UUID]:
-    """Record one delivery per destination that wants ``event``, then queue them.
-
-    Returns the delivery ids. One indexed query when nobody is interested.
-    """
-    with db.session() as session:
-        rows = session.execute(
-            select(Task.owner, Task.data, Webhook.id, Webhook.events)
-            .outerjoin(Webhook, and_(Webhook.owner == Task.owner, Webhook.enabled.is_(True)))
-            .where(Task.id == task_id)
-        ).all()
-    if not rows:
-        return []
-    owner, data = rows[0][0], rows[0][1]
-    targets: list[tuple[uuid.UUID | None, str | None]] = [
-        (webhook_id, None) for _, _, webhook_id, events in rows
-        if webhook_id is not None and wants(events, event)
-    ]
-    url = callback_url(data, event)
-    if url is not None:
-        targets.append((None, url))
-    if not targets:
-        return []
-    now = utcnow()
-    message_id = new_message_id()
-    with db.transaction() as session:
-        task = session.scalar(select(Task).where(Task.id == task_id))
-        if task is None:  # deleted meanwhile
-            return []
-        body = build_payload(event, task, now)
-        deliveries = [
-            WebhookDelivery(
-                id=uuid.uuid4(), message_id=message_id, webhook_id=webhook_id, url=target_url,
-                owner=owner, event=event, task_id=task_id, payload=body,
-                status=DeliveryStatus.PENDING.value, attempts=0, retry_from=1, due_at=now,
-                created_at=now, updated_at=now,
-            )
-            for webhook_id, target_url in targets
-        ]
-        session.add_all(deliveries)
-    for delivery in deliveries:
-        publish(celery_app, delivery.id, 1)
-    return [delivery.id for delivery in deliveries]
-
-
-def publish(celery_app: Celery, delivery_id: uuid.UUID, attempt: int,
-            countdown: float = 0.0) -> bool:
-    """Queue attempt ``attempt`` of a delivery. False if the broker refused (recover() retries)."""
-    try:
-        celery_app.send_task(
-            DELIVER_TASK,
-            args=[str(delivery_id), attempt],
-            queue=WEBHOOKS_QUEUE,
-            countdown=countdown if countdown > 0 else None,
-            retry=True,
-            retry_policy=_PUBLISH_RETRY,
-        )
-    except Exception as exc:
-        log.warning("could not queue webhook delivery %s attempt %s: %s", delivery_id, attempt, exc)
-        return False
-    return True
+def wake_relay(session) -> None:
+    """Wake the delivery relays when the caller's transaction commits."""
+    session.execute(text(f"SELECT pg_notify('{DELIVERIES_CHANNEL}', '')"))
 
 
 # --- one attempt ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Claimed:
-    """A delivery this worker now owns, with where to send it or why it cannot be sent."""
+class Claimed:
+    """A delivery this relay now owns, with where to send it and what, or why not."""
 
     delivery: WebhookDelivery
     url: str = ""
     secrets: list[str] = field(default_factory=list)
+    body: bytes = b""
     refusal: str | None = None
 
 
-def _claim(db: Database, delivery_id: uuid.UUID, attempt: int, lease: float) -> _Claimed | None:
-    """Move the delivery to ``sending`` if it waits for ``attempt``; None if it does not."""
+def claim_due(db: Database, limit: int, lease: float) -> list[WebhookDelivery]:
+    """Move up to ``limit`` due ``pending`` deliveries to ``sending`` (their attempt
+    counted, a lease of ``lease`` seconds) and return them. Rows another relay holds are
+    skipped, not waited for."""
+    if limit <= 0:
+        return []
     now = utcnow()
+    due = (select(WebhookDelivery.id)
+           .where(WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                  WebhookDelivery.due_at <= now)
+           .order_by(WebhookDelivery.due_at)
+           .limit(limit)
+           .with_for_update(skip_locked=True))
     with db.transaction() as session:
-        delivery = session.execute(
+        return list(session.scalars(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id,
-                   WebhookDelivery.status == DeliveryStatus.PENDING.value,
-                   WebhookDelivery.attempts == attempt - 1)
-            .values(status=DeliveryStatus.SENDING.value, attempts=attempt, updated_at=now,
-                    due_at=now + timedelta(seconds=lease))
+            .where(WebhookDelivery.id.in_(due.scalar_subquery()),
+                   WebhookDelivery.status == DeliveryStatus.PENDING.value)
+            .values(status=DeliveryStatus.SENDING.value, attempts=WebhookDelivery.attempts + 1,
+                    updated_at=now, due_at=now + timedelta(seconds=lease))
             .returning(WebhookDelivery)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).scalar_one_or_none()
-        if delivery is None:
-            return None
-        if delivery.webhook_id is None:  # a one-off callback: signed after the transaction
-            return _Claimed(delivery, delivery.url or "")
+            .execution_options(synchronize_session=False, populate_existing=True)))
+
+
+def next_due(db: Database) -> datetime | None:
+    """When the earliest waiting delivery is due (None: none waits)."""
+    with db.session() as session:
+        return session.scalar(select(func.min(WebhookDelivery.due_at))
+                              .where(WebhookDelivery.status == DeliveryStatus.PENDING.value))
+
+
+def prepare(db: Database, delivery: WebhookDelivery) -> Claimed:
+    """Where ``delivery`` goes, signed with which secrets, and its body (from the task row
+    as it is now), or why it cannot be sent."""
+    now = utcnow()
+    with db.session() as session:
+        task = session.scalar(select(Task).where(Task.id == delivery.task_id))
+        if task is None:
+            return Claimed(delivery, refusal="the task was deleted before this event was sent")
+        body = build_payload(delivery.event, task, delivery.created_at).encode()
+        if delivery.webhook_id is None:  # a one-off callback
+            secrets = active_secrets(callback_secret(db, delivery.owner), now)
+            return Claimed(delivery, delivery.url or "", secrets, body)
         webhook = session.get(Webhook, delivery.webhook_id)
         if webhook is None or not webhook.enabled:
             reason = (webhook.disabled_reason if webhook is not None else None) or "by its owner"
-            return _Claimed(delivery, refusal=f"subscription is disabled ({reason})")
-        return _Claimed(delivery, webhook.url, active_secrets(webhook, now))
+            return Claimed(delivery, refusal=f"subscription is disabled ({reason})")
+        return Claimed(delivery, webhook.url, active_secrets(webhook, now), body)
 
 
-def deliver(db: Database, celery_app: Celery, delivery_id: uuid.UUID | str, attempt: int,
-            settings: WebhookSettings) -> str:
-    """Make attempt ``attempt`` of a delivery and record it. Returns the outcome.
-
-    ``skipped`` when the delivery is not waiting for that attempt (a duplicate message,
-    a finished or deleted delivery).
-    """
-    delivery_id = uuid.UUID(str(delivery_id))
-    claimed = _claim(db, delivery_id, attempt, settings.timeout + LEASE_MARGIN)
-    if claimed is None:
-        return "skipped"
-    delivery = claimed.delivery
+def deliver(db: Database, delivery: WebhookDelivery, settings: WebhookSettings) -> str:
+    """Make the claimed attempt of ``delivery`` and record it. Returns the outcome."""
+    claimed = prepare(db, delivery)
+    attempt = delivery.attempts
     if claimed.refusal is not None:
-        return _finish(db, celery_app, delivery, attempt, SendResult(error=claimed.refusal),
-                       settings)
-    secrets = claimed.secrets
-    if delivery.webhook_id is None:
-        secrets = active_secrets(callback_secret(db, delivery.owner), utcnow())
-    body = delivery.payload.encode()
+        return _finish(db, delivery, attempt, SendResult(error=claimed.refusal), settings)
     headers = {
-        **webhook_signing.signed_headers(secrets, delivery.message_id, int(time.time()), body),
+        **webhook_signing.signed_headers(claimed.secrets, delivery.message_id,
+                                         int(time.time()), claimed.body),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
-    result = send(claimed.url, headers, body, settings)
-    return _finish(db, celery_app, delivery, attempt, result, settings)
+    result = send(claimed.url, headers, claimed.body, settings)
+    return _finish(db, delivery, attempt, result, settings)
 
 
-def _finish(db: Database, celery_app: Celery, delivery: WebhookDelivery, attempt: int,
-            result: SendResult, settings: WebhookSettings) -> str:
-    """Record the attempt, move the delivery on, and queue the retry if one is due."""
+def _finish(db: Database, delivery: WebhookDelivery, attempt: int, result: SendResult,
+            settings: WebhookSettings) -> str:
+    """Record the attempt and move the delivery on: due again later for a retry, or
+    finished."""
     now = utcnow()
     outcome = classify(result)
     error = describe(result)
@@ -305,15 +254,13 @@ def _finish(db: Database, celery_app: Celery, delivery: WebhookDelivery, attempt
             )
     log.info("webhook delivery %s (%s, %s) attempt %s: %s%s", delivery.id, delivery.event,
              delivery.message_id, attempt, outcome.value, f" ({error})" if error else "")
-    if outcome is Outcome.RETRY:
-        publish(celery_app, delivery.id, attempt + 1, countdown=delay or 0)
     return outcome.value
 
 
 # --- redelivery and recovery ---------------------------------------------------------
 
 
-def redeliver(db: Database, celery_app: Celery, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+def redeliver(db: Database, delivery_id: uuid.UUID) -> WebhookDelivery | None:
     """Send a finished delivery again (same webhook-id and body), with a fresh retry series.
 
     None if it is not finished (still pending or sending).
@@ -330,25 +277,22 @@ def redeliver(db: Database, celery_app: Celery, delivery_id: uuid.UUID) -> Webho
             .returning(WebhookDelivery)
             .execution_options(synchronize_session=False, populate_existing=True)
         ).scalar_one_or_none()
-    if delivery is not None:
-        publish(celery_app, delivery.id, delivery.attempts + 1)
+        if delivery is not None:
+            wake_relay(session)
     return delivery
 
 
 @dataclass
 class RecoveryReport:
     lost_attempts: int = 0
-    republished: int = 0
     deleted: int = 0
 
 
-def recover(db: Database, celery_app: Celery, settings: WebhookSettings,
-            limit: int = 500) -> RecoveryReport:
-    """Repair what crashes leave behind, and drop old finished deliveries.
+def recover(db: Database, settings: WebhookSettings, limit: int = 500) -> RecoveryReport:
+    """Repair what crashed relays leave behind, and drop old finished deliveries.
 
-    - ``sending`` past its lease: the worker died mid-attempt; count the attempt as a
-      connection failure (retry or give up as usual).
-    - ``pending`` long overdue: its Celery message was lost; publish it again.
+    A ``sending`` row past its lease: the relay died mid-attempt; the attempt counts as
+    a connection failure (retried or given up as usual).
     """
     report = RecoveryReport()
     now = utcnow()
@@ -359,28 +303,11 @@ def recover(db: Database, celery_app: Celery, settings: WebhookSettings,
                    WebhookDelivery.due_at < now)
             .limit(limit)
         ))
-        overdue = list(session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING.value,
-                   WebhookDelivery.due_at < now - timedelta(seconds=RECOVER_AFTER))
-            .limit(limit)
-        ))
     for delivery in lost:
         result = SendResult(error="the delivery worker was lost during the attempt",
                             retryable=True)
-        if _finish(db, celery_app, delivery, delivery.attempts, result, settings) != "skipped":
+        if _finish(db, delivery, delivery.attempts, result, settings) != "skipped":
             report.lost_attempts += 1
-    for delivery in overdue:
-        with db.transaction() as session:  # so the next pass waits RECOVER_AFTER again
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery.id,
-                       WebhookDelivery.status == DeliveryStatus.PENDING.value)
-                .values(due_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        if publish(celery_app, delivery.id, delivery.attempts + 1):
-            report.republished += 1
     cutoff = now - timedelta(days=settings.retention_days)
     with db.transaction() as session:
         old = (select(WebhookDelivery.id)
@@ -391,6 +318,6 @@ def recover(db: Database, celery_app: Celery, settings: WebhookSettings,
             delete(WebhookDelivery).where(WebhookDelivery.id.in_(old))
             .execution_options(synchronize_session=False)
         ).rowcount
-    if report.lost_attempts or report.republished or report.deleted:
+    if report.lost_attempts or report.deleted:
         log.info("webhook recovery: %s", report)
     return report

@@ -6,11 +6,10 @@ from flask import Blueprint, current_app
 
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError
-from app.media_input import discard, read_request
+from app.media_input import read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_media import analyze_schema, upload_schema
-from core.dispatch import SubmissionRefused
 from core.netguard import UnsafeURLError, check_url
 
 bp = Blueprint("analyze", __name__)
@@ -65,11 +64,7 @@ def check_options(options: dict) -> None:
      body=analyze_schema(True, True), multipart=upload_schema(analyze_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def analyze():
-    options, media = read_request(analyze_schema, check_options)
+    options, media, upload = read_request(analyze_schema, check_options)
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **callback}
-    try:
-        return analyze_endpoint.submit(data, **routing)
-    except SubmissionRefused:  # broker down, too many active tasks: keep no upload
-        discard(media)
-        raise
+    return analyze_endpoint.submit(data, upload=upload, **routing)

@@ -18,13 +18,12 @@ from app.auth import current_principal
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError, not_found
 from app.extensions import db
-from app.media_input import discard, read_request
+from app.media_input import read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_collections import index_fields
 from app.schemas_media import analyze_schema, upload_schema
 from core import collections_store as store
-from core.dispatch import SubmissionRefused
 
 bp = Blueprint("index", __name__)
 index_endpoint = Endpoint(
@@ -63,12 +62,8 @@ def check_index_options(options: dict) -> None:
      query=SubmitArgs, body=index_schema(True, True), multipart=upload_schema(index_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def index():
-    options, media = read_request(index_schema, check_index_options)
+    options, media, upload = read_request(index_schema, check_index_options)
     target = {key: options.pop(key) for key in TARGET}
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **target, **callback}
-    try:
-        return index_endpoint.submit(data, **routing)
-    except SubmissionRefused:  # broker down, too many active tasks: keep no upload
-        discard(media)
-        raise
+    return index_endpoint.submit(data, upload=upload, **routing)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.auth import current_principal
 from app.bodies import json_object, load_args, load_json
 from app.errors import APIError, not_found
-from app.extensions import celery, db
+from app.extensions import db
 from app.openapi import doc
 from app.schemas import decode_cursor, encode_cursor
 from app.schemas_webhooks import (
@@ -244,7 +244,7 @@ def _redeliver(webhook_id: uuid.UUID | None, delivery_id: uuid.UUID):
         )
     if delivery is None:
         raise not_found("delivery")
-    moved = webhooks.redeliver(db, celery, delivery.id)
+    moved = webhooks.redeliver(db, delivery.id)
     if moved is None:
         raise APIError(409, "conflict",
                        f"only finished deliveries can be re-sent; this one is {delivery.status}")
