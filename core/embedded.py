@@ -86,14 +86,18 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        kwargs = {}
+        # Its own session: a Ctrl-C or a killpg meant for the platform does not reach the
+        # server; whoever started it stops it (after the platform's processes).
+        kwargs: dict = dict(start_new_session=True)
         if self._user is not None:
-            kwargs = dict(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
+            kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
         result = subprocess.run(list(args), capture_output=True, text=True, cwd=self.root,
-                                **kwargs)
+                                stdin=subprocess.DEVNULL, **kwargs)
         if check and result.returncode != 0:
+            hint = (f"\n(as root the server runs as {SYSTEM_USER}: {self.root} and every "
+                    "folder above it must be open to that user)") if self._user else ""
             raise EmbeddedError(f"{Path(args[0]).name} failed ({result.returncode}): "
-                                f"{result.stderr.strip() or result.stdout.strip()}")
+                                f"{result.stderr.strip() or result.stdout.strip()}{hint}")
         return result
 
     def init(self) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import update
 
-from core import lifecycle
-from core.models import Base, Task
+from core.models import Task
 from core.status import TaskStatus
 
 SLEEP = "/diagnostics/sleep?defer=true"
@@ -51,15 +50,3 @@ def test_no_cap_by_default(app, auth):
     assert app.config["HARK"].max_active_tasks == 0
     for _ in range(5):
         assert client.post(SLEEP, json=PARKED, headers=auth).status_code == 202
-
-
-def test_cap_on_sqlite(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'cap.db'}")
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:  # create_all makes no count triggers: set the counter
-        conn.exec_driver_sql("INSERT INTO task_counts (owner, status, shard, n) "
-                             "VALUES ('alice', 'running', 0, 2)")
-        assert lifecycle.insert_task(conn, owner="alice", endpoint="/x", data={},
-                                     max_active=2) is None
-        assert lifecycle.insert_task(conn, owner="alice", endpoint="/x", data={},
-                                     max_active=3) is not None

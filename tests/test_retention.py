@@ -224,36 +224,6 @@ def test_cli_purges(app, db, keep_30_days, monkeypatch):
     assert task_ids(db) == set()
 
 
-def test_purge_on_sqlite(tmp_path):
-    from app.commands import upgrade_database
-
-    url = f"sqlite:///{tmp_path / 'hark.db'}"
-    upgrade_database(url)
-    db = Database().configure(url)
-    try:
-        settings = Settings(database_url=url, data_dir=tmp_path, result_retention_days=30,
-                            media_retention_hours=24)
-        for i in range(7):
-            add_task(db, "completed", age=(47 - i) * DAY, blob=add_blob(db, age=50 * DAY))
-        kept_blob = add_blob(db, age=48 * DAY)
-        kept = {add_task(db, "running", age=40 * DAY, blob=kept_blob),
-                add_task(db, "completed", age=DAY, blob=add_blob(db, age=DAY)),
-                add_task(db, "failed")}
-
-        assert purge_expired(db, settings, batch_size=3) == {"tasks": 7, "media": 8}
-
-        assert task_ids(db) == kept
-        assert blob_ids(db) == {kept_blob}
-        with db.session() as session:
-            assert set(session.scalars(select(TaskEvent.task_id))) == kept
-            counts = dict(session.execute(select(TaskCount.status, func.sum(TaskCount.n))
-                                          .group_by(TaskCount.status)).all())
-        assert {k: v for k, v in counts.items() if v} == {"running": 1, "completed": 1,
-                                                          "failed": 1}
-    finally:
-        db.dispose()
-
-
 def test_a_purge_skips_while_another_runs(db, keep_30_days):
     """Concurrent purges (beat and the CLI): the second skips instead of racing."""
     from sqlalchemy import text
