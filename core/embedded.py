@@ -81,6 +81,7 @@ class EmbeddedPostgres:
         self.port = port
         self.settings = {"max_connections": "300", **(settings or {})}
         self._user = _system_user()
+        self.owned = False  # started by us (a server already running is left running)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -120,7 +121,9 @@ class EmbeddedPostgres:
         """Initialise if needed, start, wait until it accepts connections; the seconds."""
         started = time.monotonic()
         self.init()
-        if _port_open(self.port) and not self.running():
+        if self.running():  # another `core.embedded run` (the platform) started it
+            return 0.0
+        if _port_open(self.port):
             raise EmbeddedError(f"port {self.port} is taken by another program "
                                 "(set EMBEDDED_PG_PORT to another port)")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root}"
@@ -131,11 +134,12 @@ class EmbeddedPostgres:
         except EmbeddedError as exc:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise EmbeddedError(f"{exc}\n{tail}") from None
+        self.owned = True
         return time.monotonic() - started
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m fast``: clients are disconnected, the server shuts down."""
-        if (self.data / "postmaster.pid").exists():
+        if self.owned and (self.data / "postmaster.pid").exists():
             self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop",
                       check=False)
 
@@ -165,6 +169,8 @@ class EmbeddedRedis:
         started = time.monotonic()
         self.root.mkdir(parents=True, exist_ok=True)
         if _port_open(self.port):
+            if self._answers():  # another `core.embedded run` (the platform) started it
+                return 0.0
             raise EmbeddedError(f"port {self.port} is taken by another program "
                                 "(set EMBEDDED_REDIS_PORT to another port)")
         args = [redis_server_bin(), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -179,6 +185,17 @@ class EmbeddedRedis:
                     log.read_text(errors="replace")[-2000:] if log.exists() else ""))
             time.sleep(0.02)
         return time.monotonic() - started
+
+    def _answers(self) -> bool:
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
