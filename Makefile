@@ -16,7 +16,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)"
 	# openai-whisper without triton (CUDA-only, ~1 GB); its other needs come from [models].
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
-	$(BIN)/pip install -q -e ".[models,test]" -e ./client
+	$(BIN)/pip install -q -e ".[models,test,embedded]" -e ./client
 	touch $@
 
 run: $(VENV)/.installed

@@ -1,7 +1,9 @@
-"""``flask --app app ...`` commands: database migrations, API keys and retention."""
+"""``flask --app app ...`` commands: migrations, SQLite import, backups, API keys, retention."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -14,7 +16,7 @@ from core.keys import create_key, ensure_bootstrap_key
 from core.models import ApiKey, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
-db_cli = AppGroup("db", help="Database migrations.")
+db_cli = AppGroup("db", help="Database migrations, import, backup and restore.")
 keys_cli = AppGroup("keys", help="API keys.")
 retention_cli = AppGroup("retention", help="Expiry of old results and media.")
 
@@ -40,6 +42,75 @@ def db_upgrade() -> None:
         with db.transaction() as session:
             ensure_bootstrap_key(session, settings.api_bootstrap_key)
     click.echo("database is up to date")
+
+
+@db_cli.command("import-sqlite")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_import_sqlite(path: Path) -> None:
+    """Copy an older Hark's SQLite database (var/hark.db) into this database, once.
+
+    On success the file is renamed to PATH.imported, so it is not imported twice."""
+    from app.sqlite_import import ImportRefused, import_sqlite
+
+    upgrade_database(current_app.config["HARK"].database_url)
+    try:
+        with db.engine.begin() as conn:
+            copied = import_sqlite(path, conn)
+    except ImportRefused as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    done = path.with_name(path.name + ".imported")
+    path.rename(done)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(done.with_name(done.name + suffix))
+    click.echo(", ".join(f"{n} {t}" for t, n in copied.items() if n) or "nothing to copy")
+    click.echo(f"imported; the SQLite file is now {done}")
+
+
+def pg_program(name: str) -> str:
+    """The bundled ``pg_dump``/``pg_restore`` (same major as the embedded server), else
+    the one on PATH."""
+    try:
+        from core.embedded import EmbeddedError, pg_bin
+
+        return pg_bin(name)
+    except EmbeddedError:
+        found = shutil.which(name)
+        if found is None:
+            raise click.ClickException(f"{name} not found: pip install -e '.[embedded]' "
+                                       "or install the PostgreSQL client") from None
+        return found
+
+
+def _libpq_url() -> str:
+    scheme, _, rest = current_app.config["HARK"].database_url.partition("://")
+    return "postgresql://" + rest
+
+
+def _run_pg(args: list[str]) -> None:
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise click.ClickException(result.stderr.strip() or f"{args[0]} failed")
+
+
+@db_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(path: Path) -> None:
+    """Write the whole database to PATH (``pg_dump`` custom format)."""
+    _run_pg([pg_program("pg_dump"), "--format=custom", "--no-owner", f"--file={path}",
+             f"--dbname={_libpq_url()}"])
+    click.echo(f"backed up to {path} ({path.stat().st_size} bytes)")
+
+
+@db_cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_restore(path: Path) -> None:
+    """Replace the database's contents with the backup at PATH (stop the platform first)."""
+    db.dispose()
+    _run_pg([pg_program("pg_restore"), "--clean", "--if-exists", "--no-owner",
+             "--single-transaction", "--exit-on-error", f"--dbname={_libpq_url()}", str(path)])
+    click.echo(f"restored from {path}")
 
 
 @keys_cli.command("create")

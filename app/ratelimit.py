@@ -1,10 +1,10 @@
-"""Per-API-key rate limiting: a token bucket per key, shared in Redis or kept in-process.
+"""Per-API-key rate limiting: a token bucket per key, shared by every API process in Redis.
 
 A key may send ``burst`` requests at once; its bucket refills at ``per_minute / 60``
 tokens a second (``RATE_LIMIT_BURST=0`` means a burst of one minute's allowance). Over
-the limit the API answers 429 with ``Retry-After``. With a Redis broker every API
-process shares the buckets, one ``EVALSHA`` per request; with any other broker (the
-embedded filesystem transport) each process keeps its own. An unreachable Redis never
+the limit the API answers 429 with ``Retry-After``. The buckets live in the Redis broker
+(the embedded one too), one ``EVALSHA`` per request; a limit with a non-Redis broker
+(RabbitMQ) is refused at startup. An unreachable Redis never
 takes the API down: the limiter fails open, logs a warning and leaves Redis alone for a
 few seconds. With ``RATE_LIMIT_PER_MINUTE=0`` (the default) nothing is registered at all.
 """
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import redis
 from flask import Flask, Response, g
@@ -88,12 +87,6 @@ class Decision(NamedTuple):
     retry_after: float
 
 
-class Limiter(Protocol):
-    limit: Limit
-
-    def take(self, key_id: str, now: float | None = None) -> Decision: ...
-
-
 class RedisBucket:
     """Buckets in Redis, shared by every API process; idle ones expire once full again."""
 
@@ -131,49 +124,14 @@ class RedisBucket:
         self._client.close()
 
 
-class LocalBucket:
-    """Thread-safe buckets in this process (embedded mode: no Redis to share them)."""
-
-    def __init__(self, limit: Limit, max_keys: int = 10_000) -> None:
-        self.limit = limit
-        self._max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, at)
-        self._lock = threading.Lock()
-
-    def take(self, key_id: str, now: float | None = None) -> Decision:
-        now = time.monotonic() if now is None else now
-        rate, burst = self.limit.per_second, self.limit.burst
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (burst, now))
-            tokens = min(burst, tokens + max(0.0, now - last) * rate)
-            allowed = tokens >= 1
-            if allowed:
-                tokens -= 1
-            if key_id not in self._buckets and len(self._buckets) >= self._max_keys:
-                self._prune(now)
-            self._buckets[key_id] = (tokens, now)
-        wait = 0.0 if allowed else (1 - tokens) / rate
-        return Decision(allowed, math.floor(tokens), wait)
-
-    def _prune(self, now: float) -> None:
-        """Forget buckets that have refilled (same as absent); if none has, forget all."""
-        rate, burst = self.limit.per_second, self.limit.burst
-        full = [k for k, (tokens, at) in self._buckets.items()
-                if tokens + (now - at) * rate >= burst]
-        for k in full:
-            del self._buckets[k]
-        if not full:
-            self._buckets.clear()
-
-
-def make_limiter(settings: Settings) -> Limiter | None:
-    """Redis buckets on a Redis broker, in-process ones otherwise; None when off."""
+def make_limiter(settings: Settings) -> RedisBucket | None:
+    """Buckets in the Redis broker; None when off. Raises ValueError on another broker."""
     limit = Limit.from_settings(settings)
     if limit is None:
         return None
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        return RedisBucket(settings.broker_url, limit, settings.broker_key_prefix)
-    return LocalBucket(limit)
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        raise ValueError("RATE_LIMIT_PER_MINUTE needs a Redis broker (BROKER_URL=redis://...)")
+    return RedisBucket(settings.broker_url, limit, settings.broker_key_prefix)
 
 
 def retry_after_header(seconds: float) -> str:

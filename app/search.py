@@ -1,4 +1,4 @@
-"""Semantic search over a collection, on plain PostgreSQL (or SQLite).
+"""Semantic search over a collection, on PostgreSQL.
 
 Each API process keeps, per collection, the matrix of its segments' normalized
 embeddings (float32, one row per segment, in segment-id order) and the segment ids.

@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.support import PG_ADMIN_URL, Process, platform_env, start_api, start_worker, wait_for
+from tests.support import Process, platform_env, start_api, start_worker, wait_for
+from tests.support import pg_admin_url as shared_pg_admin_url
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -67,7 +68,8 @@ def platform(log_dir: Path, *, pg_admin_url: str | None = None, redis_url: str |
     """Create a database and a Redis namespace, migrate, build the app; clean up after.
 
     ``pg_admin_url`` and ``redis_url`` point it at other servers than the shared ones
-    (fault scripts restart private instances); by default ``TEST_PG_ADMIN_URL`` and
+    (fault scripts restart private instances); by default ``TEST_PG_ADMIN_URL`` (else a
+    private PostgreSQL 18, see :func:`tests.support.pg_admin_url`) and
     ``BENCH_REDIS_URL``.
     """
     from app import create_app
@@ -75,7 +77,7 @@ def platform(log_dir: Path, *, pg_admin_url: str | None = None, redis_url: str |
     from core.config import Settings
     from core.keys import create_key
 
-    admin_url = pg_admin_url or PG_ADMIN_URL
+    admin_url = pg_admin_url or shared_pg_admin_url(durable=True)
     broker_url = redis_url or REDIS_URL
     name = f"hark_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -20,7 +20,7 @@ import psycopg
 
 from core.config import Settings
 from core.db import Database
-from tests.support import PG_ADMIN_URL
+from tests.support import database_url_of, pg_admin_url
 from workers.retention import BATCH_SIZE, purge_expired
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retention.json"
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     name = f"hark_bench_retention_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    url = database_url_of(pg_admin_url(durable=True), name)
     db = Database()
     try:
         from app.commands import upgrade_database
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         db.dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"purged {counts['tasks']} tasks ({4 * counts['tasks']} events, "
           f"{counts['media']} uploads) in {purge_s:.2f} s: {result['tasks_per_s']} tasks/s; "

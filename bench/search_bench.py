@@ -34,12 +34,12 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.speech import COOKING, OTHER_SENTENCES, WEATHER  # noqa: E402
+from tests.support import database_url_of, pg_admin_url  # noqa: E402
 
 DIM = 384
 SEGMENTS_PER_MEDIA = 50
 OWNER = "bench"
 RESULTS = Path(__file__).resolve().parent / "results" / "search.json"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 WORDS = (
     "the a of and to in is it that was for on are with as we they be at one have this from "
@@ -152,14 +152,14 @@ def ms(seconds: float) -> float:
 
 def create_database() -> str:
     name = f"hark_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return database_url_of(pg_admin_url(durable=True), name)
 
 
 def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         upgrade_database(url)
         with tempfile.TemporaryDirectory(prefix="hark-bench-") as data_dir:
-            settings = Settings.from_env(database_url=url, broker_url="filesystem://",
+            broker_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+            settings = Settings.from_env(database_url=url, broker_url=broker_url,
                                          data_dir=Path(data_dir), api_bootstrap_key=None,
                                          key_cache_seconds=60.0)
             app = create_app(settings)

@@ -1,8 +1,10 @@
 """Settings read from environment variables.
 
-Every setting has an embedded default that runs on a laptop with nothing installed:
-a SQLite file and kombu's filesystem transport under ``DATA_DIR`` (``./var``).
-Set ``DATABASE_URL`` and ``BROKER_URL`` to run on PostgreSQL and Redis (or RabbitMQ).
+Every setting has an embedded default that runs on a laptop with nothing installed but
+Python: the private PostgreSQL and Redis of :mod:`core.embedded` (data under ``DATA_DIR``,
+``./var``), on ``EMBEDDED_PG_PORT`` and ``EMBEDDED_REDIS_PORT`` of 127.0.0.1. Set
+``DATABASE_URL`` and ``BROKER_URL`` to run on your own PostgreSQL (with pgvector) and Redis
+(or RabbitMQ).
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+# The embedded servers' ports: the standard ones plus 10000, clear of a system install.
+EMBEDDED_PG_PORT = 15432
+EMBEDDED_REDIS_PORT = 16379
+
+
+def embedded_database_url() -> str:
+    """The embedded PostgreSQL's database (``DATABASE_URL`` when that is unset)."""
+    port = _env_int("EMBEDDED_PG_PORT", EMBEDDED_PG_PORT)
+    return f"postgresql://postgres@127.0.0.1:{port}/hark"
+
+
+def embedded_broker_url() -> str:
+    """The embedded Redis (``BROKER_URL`` when that is unset)."""
+    return f"redis://127.0.0.1:{_env_int('EMBEDDED_REDIS_PORT', EMBEDDED_REDIS_PORT)}/0"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Platform configuration; build it with :meth:`from_env`."""
@@ -36,6 +54,8 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     broker_url: str = ""
+    embedded_pg_port: int = EMBEDDED_PG_PORT
+    embedded_redis_port: int = EMBEDDED_REDIS_PORT
     # Queue a task goes to when the request names none: "cpu" or "gpu".
     default_device: str = "cpu"
     # How long a request without ?defer=true waits for its result.
@@ -54,7 +74,6 @@ class Settings:
     # Redis re-delivers unacked messages after this; keep it far above any task's length.
     # Dead workers are detected by heartbeats instead.
     visibility_timeout: float = 12 * 3600.0
-    broker_polling_interval: float = 0.05
     # Namespace for every Redis key of this deployment, so several can share one Redis.
     broker_key_prefix: str = ""
     key_cache_seconds: float = 10.0
@@ -80,8 +99,10 @@ class Settings:
         data_dir = Path(os.environ.get("DATA_DIR", "var")).resolve()
         values = dict(
             data_dir=data_dir,
-            database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'hark.db'}",
-            broker_url=os.environ.get("BROKER_URL") or "filesystem://",
+            database_url=os.environ.get("DATABASE_URL") or embedded_database_url(),
+            broker_url=os.environ.get("BROKER_URL") or embedded_broker_url(),
+            embedded_pg_port=_env_int("EMBEDDED_PG_PORT", EMBEDDED_PG_PORT),
+            embedded_redis_port=_env_int("EMBEDDED_REDIS_PORT", EMBEDDED_REDIS_PORT),
             default_device=os.environ.get("DEFAULT_DEVICE", "cpu"),
             sync_timeout=_env_float("SYNC_TIMEOUT", 30.0),
             max_sync_timeout=_env_float("MAX_SYNC_TIMEOUT", 300.0),
@@ -95,7 +116,6 @@ class Settings:
             assigned_grace=_env_float("ASSIGNED_GRACE", 60.0),
             max_retries=_env_int("MAX_RETRIES", 3),
             visibility_timeout=_env_float("VISIBILITY_TIMEOUT", 12 * 3600.0),
-            broker_polling_interval=_env_float("BROKER_POLLING_INTERVAL", 0.05),
             broker_key_prefix=os.environ.get("BROKER_KEY_PREFIX", ""),
             key_cache_seconds=_env_float("KEY_CACHE_SECONDS", 10.0),
             max_media_seconds=_env_float("MAX_MEDIA_SECONDS", 4 * 3600.0),
@@ -113,11 +133,3 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
-    def broker_dir(self) -> Path:
-        """Folder of the embedded filesystem broker."""
-        return self.data_dir / "broker"

@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """Create an engine with the settings each backend needs to stay healthy."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    """A PostgreSQL engine (psycopg 3) with the settings it needs to stay healthy."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.startswith("postgres"):
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme}://...")
+    if scheme in ("postgresql", "postgres"):
+        url = "postgresql+psycopg://" + rest
     options = dict(
         hide_parameters=True,  # errors and logs never show a statement's values
         pool_size=10,
@@ -63,15 +62,6 @@ def _drop_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
         raise DisconnectionError("the server closed the connection")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 class Database:
     """Holds one engine and its session factory; configured once per process."""
 
@@ -87,11 +77,6 @@ class Database:
         self.engine = make_engine(url, **kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         return self
-
-    @property
-    def dialect(self) -> str:
-        assert self.engine is not None, "Database.configure() was not called"
-        return self.engine.dialect.name
 
     def session(self) -> Session:
         assert self.sessionmaker is not None, "Database.configure() was not called"

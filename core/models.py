@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -29,9 +28,8 @@ from sqlalchemy.types import TypeDecorator
 
 from core.status import TaskStatus
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-SeqType = BigInteger().with_variant(Integer(), "sqlite")
+JSONType = JSONB()
+SeqType = BigInteger()
 
 ACTIVE_STATUSES = ("created", "assigned", "running", "not_finished")
 _ACTIVE_WHERE = text("status IN ('created', 'assigned', 'running', 'not_finished')")
@@ -42,7 +40,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC timestamp on every backend (SQLite forgets the zone)."""
+    """A timezone-aware UTC timestamp; a naive value is taken as UTC."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -104,7 +102,6 @@ class Task(Base):
             "status",
             "updated_at",
             postgresql_where=_ACTIVE_WHERE,
-            sqlite_where=_ACTIVE_WHERE,
         ),
     )
 

@@ -6,7 +6,7 @@ hears. A sync submission names its process's channel in the task message, so the
 notifies that process alone (in the same transaction that stores the result); finishes
 made elsewhere (the sweeper) go to the shared channel. The payload is the finished
 task's public row as JSON when it fits (:mod:`core.task_sql`), else its id; a waiter
-handed the row need not read it. On SQLite, waiters re-check on a short interval.
+handed the row need not read it.
 """
 
 from __future__ import annotations
@@ -31,20 +31,10 @@ log = logging.getLogger(__name__)
 _ROW_ID = re.compile(r'\{"id" : "([0-9a-f-]{36})"')
 
 
-def _poll(deadline: float, is_finished: Callable[[], bool], interval: float) -> bool:
-    """Re-check ``is_finished`` every ``interval`` until ``deadline`` (no listener)."""
-    while True:
-        if is_finished():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 class Subscription:
     """One caller's interest in one task finishing (see :meth:`CompletionWaiter.subscribe`)."""
 
-    def __init__(self, waiter: CompletionWaiter, event: threading.Event | None, *,
+    def __init__(self, waiter: CompletionWaiter, event: threading.Event, *,
                  armed: bool) -> None:
         self._waiter = waiter
         self.event = event
@@ -55,8 +45,8 @@ class Subscription:
 
     @property
     def channel(self) -> str | None:
-        """The channel to have the task's finish announced on (None: nobody listens)."""
-        return self._waiter.channel if self.event is not None else None
+        """The channel to have the task's finish announced on (this process's own)."""
+        return self._waiter.channel
 
     def wait(self, timeout: float, is_finished: Callable[[], bool]) -> bool:
         """True once ``is_finished()`` is true; False if ``timeout`` passes first.
@@ -65,8 +55,6 @@ class Subscription:
         may have missed a notify), and first of all unless the subscription was made,
         armed, before the task could finish."""
         deadline = time.monotonic() + timeout
-        if self.event is None:
-            return _poll(deadline, is_finished, interval=0.05)
         if not self.armed and is_finished():
             return True
         while True:
@@ -93,23 +81,17 @@ class CompletionWaiter:
         self.channel: str | None = None  # this process's own, once its listener started
 
     def configure(self, database_url: str) -> None:
-        if database_url.startswith(("postgresql", "postgres")):
-            dsn = database_url.split("://", 1)[1]
-            self._dsn = "postgresql://" + dsn
-        else:
-            self._dsn = None
-
-    @property
-    def listening(self) -> bool:
-        return self._dsn is not None
+        """Listen on ``database_url``'s server (a ``postgresql://`` URL, any driver)."""
+        scheme, sep, rest = database_url.partition("://")
+        if not sep or not scheme.startswith("postgres"):
+            raise ValueError(f"not a PostgreSQL URL: {scheme}://...")
+        self._dsn = "postgresql://" + rest
 
     @contextmanager
     def subscribe(self, task_id: str) -> Iterator[Subscription]:
         """Listen for ``task_id`` finishing. Subscribe before the task's row is written
         and :meth:`Subscription.wait` need not read the row before its first wake-up."""
-        if not self.listening:
-            yield Subscription(self, None, armed=False)
-            return
+        assert self._dsn is not None, "CompletionWaiter.configure() was not called"
         self._ensure_listener()
         subscription = Subscription(self, threading.Event(), armed=False)
         with self._lock:

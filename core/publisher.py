@@ -7,7 +7,7 @@ headers from ``app.amqp.as_task_v2``, kombu's Redis envelope from the channel's 
 ``prepare_message``/``encode_body``, to the list kombu would pick for the priority) with
 one LPUSH on a persistent client: about 0.3 ms. ``tests/test_publisher.py`` compares its
 output with ``send_task``'s, so a Celery or kombu upgrade that changes the format fails
-there. Other brokers (RabbitMQ, the embedded filesystem transport) use ``send_task``.
+there. Other brokers (RabbitMQ) use ``send_task``.
 """
 
 from __future__ import annotations

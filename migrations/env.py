@@ -27,17 +27,11 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    url = _url()
-    if url.startswith("sqlite"):
-        from pathlib import Path
-
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
+    engine = make_engine(_url())
     with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )
         with context.begin_transaction():

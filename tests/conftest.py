@@ -1,7 +1,8 @@
 """Fixtures: a real PostgreSQL database and Redis broker per session, a real worker.
 
-Each session creates its own database (migrated with Alembic, as in production) and uses
-a dedicated Redis database; tables are emptied before every test.
+Each session starts a private PostgreSQL 18 with pgvector (or uses ``TEST_PG_ADMIN_URL``),
+creates its own database there (migrated with Alembic, as in production) and uses a
+dedicated Redis database; tables are emptied before every test.
 """
 
 from __future__ import annotations
@@ -18,26 +19,36 @@ from sqlalchemy import text
 
 from core.config import Settings
 from core.models import Base
-from tests.support import PG_ADMIN_URL, TEST_REDIS_DB, start_worker
+from tests.support import (
+    TEST_REDIS_DB,
+    database_url_of,
+    pg_admin_url,
+    start_worker,
+    stop_private_pg,
+)
 
 BROKER_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
 
 
-def _admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)
+@pytest.fixture(scope="session")
+def pg_admin():
+    """The admin URL of the session's PostgreSQL (private, with pgvector; see support)."""
+    yield pg_admin_url()
+    stop_private_pg()
 
 
 @pytest.fixture(scope="session")
-def database_url():
+def database_url(pg_admin):
     name = f"hark_test_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_of(pg_admin, name)
     from app.commands import upgrade_database
 
     upgrade_database(url)
     yield url
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -2,20 +2,83 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Speed over durability: a test server's data is thrown away anyway.
+FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+_private_pg = None  # this process's own PostgreSQL, when TEST_PG_ADMIN_URL names none
+
+
+def pg_admin_url(durable: bool = False) -> str:
+    """The admin URL of the PostgreSQL (with pgvector) that tests and benchmarks use.
+
+    ``TEST_PG_ADMIN_URL`` if set; else a private PostgreSQL 18 (:mod:`core.embedded`) on
+    a free port, data in a temporary folder, started on the first call of this process
+    and stopped by :func:`stop_private_pg` (or at exit). Unless ``durable`` (benchmarks),
+    it runs with ``fsync=off``.
+    """
+    global _private_pg
+    url = os.environ.get("TEST_PG_ADMIN_URL")
+    if url:
+        return url
+    if _private_pg is None:
+        from core.embedded import EmbeddedPostgres
+
+        root = Path(tempfile.mkdtemp(prefix="hark-test-pg-"))
+        server = EmbeddedPostgres(root, free_port(), settings=None if durable else FAST_PG)
+        try:
+            server.start()
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        _private_pg = server
+        atexit.register(stop_private_pg)
+    return _private_pg.url()
+
+
+def stop_private_pg() -> None:
+    """Stop and remove this process's private PostgreSQL, if it started one."""
+    global _private_pg
+    server, _private_pg = _private_pg, None
+    if server is not None:
+        server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+def database_url_of(admin_url: str, name: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def fresh_database(prefix: str = "hark_tmp") -> Iterator[str]:
+    """An empty database on the test server, dropped afterwards; yields its URL."""
+    import psycopg
+
+    admin = pg_admin_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url_of(admin, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

@@ -63,15 +63,9 @@ def test_times_out_when_nothing_finishes(waiter):
     assert 0.25 < time.monotonic() - started < 1.5
 
 
-def test_without_a_listener_it_checks_first_and_polls(tmp_path):
-    waiter = CompletionWaiter()
-    waiter.configure(f"sqlite:///{tmp_path / 'x.db'}")
-    with waiter.subscribe("t") as subscription:
-        assert not subscription.armed
-        assert subscription.wait(1, lambda: True)
-    answers = iter([False, False, True])
-    with waiter.subscribe("t") as subscription:
-        assert subscription.wait(2, lambda: next(answers))
+def test_only_postgresql_urls_are_accepted():
+    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+        CompletionWaiter().configure("sqlite:///var/hark.db")
 
 
 def test_unreachable_listener_is_not_trusted(database_url):

@@ -19,7 +19,7 @@ from bench.speech import WEATHER, make_speech_clip
 from core import lifecycle
 from core.models import MediaBlob, MediaChunk, Task, utcnow
 from core.models_collections import CollectionMedia, Segment
-from tests.support import PG_ADMIN_URL
+from tests.support import pg_admin_url
 from workers import indexing, runner, sweeper
 from workers.status_moves import StatusMoves
 
@@ -129,7 +129,7 @@ def test_moves_wait_out_a_database_that_refuses_connections(db, database_url, se
     move is retried in place (the run is not repeated) and lands once it is back."""
     task = _task(db)
     name = database_url.rsplit("/", 1)[1]
-    admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)
+    admin = psycopg.connect(pg_admin_url(), autocommit=True)
 
     def pauses():
         yield 0  # the first retry finds connections refused

@@ -1,4 +1,4 @@
-"""RATE_LIMIT_PER_MINUTE: a token bucket per API key (Redis, or in-process), 429 when empty."""
+"""RATE_LIMIT_PER_MINUTE: a token bucket per API key in Redis, 429 when empty."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from app import create_app
-from app.ratelimit import Limit, LocalBucket, RedisBucket
+from app.ratelimit import Limit, RedisBucket
 from core.config import Settings
 from tests.support import free_port
 
@@ -37,14 +37,12 @@ def limited(settings):
         application.extensions["hark"]["db"].dispose()
 
 
-@pytest.fixture(params=["redis", "local"])
-def bucket(request, settings):
-    """Make a limiter of either kind, on the test session's Redis namespace."""
+@pytest.fixture()
+def bucket(settings):
+    """Make a limiter on the test session's Redis namespace."""
     made: list[RedisBucket] = []
 
     def make(limit: Limit):
-        if request.param == "local":
-            return LocalBucket(limit)
         made.append(RedisBucket(settings.broker_url, limit, settings.broker_key_prefix))
         return made[-1]
 
@@ -167,21 +165,10 @@ def test_redis_down_fails_open(limited, api_key, caplog):
         assert client.get("/me", headers=key(api_key)).status_code == 200
 
 
-def test_embedded_mode_limits_in_process(limited, api_key):
-    application = limited(per_minute=1, burst=2, broker_url="filesystem://")
-    assert isinstance(application.extensions["hark_ratelimit"], LocalBucket)
-    client = application.test_client()
-    codes = [client.get("/me", headers=key(api_key)).status_code for _ in range(3)]
-    assert codes == [200, 200, 429]
-
-
-def test_local_bucket_forgets_refilled_keys():
-    limiter = LocalBucket(Limit(per_minute=60, burst=1), max_keys=2)
-    limiter.take("a", now=0.0)
-    limiter.take("b", now=0.0)
-    limiter.take("c", now=10.0)  # a and b are full again: dropped, not the live c
-    assert limiter.take("c", now=10.0).allowed is False
-    assert len(limiter._buckets) == 1
+def test_a_non_redis_broker_is_refused_at_startup(settings):
+    with pytest.raises(ValueError, match="needs a Redis broker"):
+        create_app(replace(settings, rate_limit_per_minute=1,
+                           broker_url="amqp://guest@127.0.0.1:5672//"))
 
 
 def test_off_by_default(app, client, auth, monkeypatch):

@@ -32,7 +32,7 @@ from core.models import Task, utcnow
 from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from core.netguard import UnsafeURLError
 from core.webhook_signing import verify
-from tests.support import start_worker, wait_for
+from tests.support import fresh_database, start_worker, wait_for
 from workers import sweeper, webhook_http, webhooks
 from workers.events import COMPLETED
 from workers.start import worker_argv
@@ -705,8 +705,12 @@ def test_events_worker_role():
         worker_argv({"WORKER_ROLE": "gpu"})
 
 
-def test_migration_0002_upgrades_and_downgrades(tmp_path):
-    url = f"sqlite:///{tmp_path / 'hark.db'}"
+def test_migration_0002_upgrades_and_downgrades(pg_admin):
+    with fresh_database("hark_mig") as url:
+        _upgrade_downgrade_0002(url)
+
+
+def _upgrade_downgrade_0002(url: str) -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", url)

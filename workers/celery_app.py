@@ -48,19 +48,7 @@ def celery_config(settings: Settings) -> dict:
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
-    if url.startswith("filesystem"):
-        folder = settings.broker_dir
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        conf["broker_transport_options"] = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": settings.broker_polling_interval,
-        }
-    elif url.startswith(("redis", "rediss", "sentinel")):
+    if url.startswith(("redis", "rediss", "sentinel")):
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
             # How often workers look for overdue unacked messages (a cheap ZRANGEBYSCORE).

@@ -41,6 +41,7 @@ from itertools import pairwise
 from pathlib import Path
 from statistics import mean
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import psycopg
@@ -52,7 +53,14 @@ from core import dispatch, lifecycle
 from core.config import Settings
 from core.models import Task, TaskEvent
 from core.status import TaskStatus
-from tests.support import PG_ADMIN_URL, ROOT, Process, platform_env, wait_for
+from tests.support import (
+    ROOT,
+    Process,
+    database_url_of,
+    pg_admin_url,
+    platform_env,
+    wait_for,
+)
 from workers import sweeper
 
 SLEEP = "/diagnostics/sleep"
@@ -487,13 +495,13 @@ def platform(**extra: str) -> Iterator[dict[str, str]]:
     from app.commands import upgrade_database
 
     name = f"hark_faults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     broker = f"redis://127.0.0.1:6379/{os.environ.get('FAULTS_REDIS_DB', '14')}"
     prefix = f"hark-faults-{uuid.uuid4().hex[:8]}:"
     data_dir = tempfile.mkdtemp(prefix="hark-faults-")
     env = {
-        "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name,
+        "DATABASE_URL": database_url_of(pg_admin_url(durable=True), name),
         "BROKER_URL": broker,
         "BROKER_KEY_PREFIX": prefix,
         "DATA_DIR": data_dir,
@@ -505,7 +513,7 @@ def platform(**extra: str) -> Iterator[dict[str, str]]:
         upgrade_database(env["DATABASE_URL"])
         yield env
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(pg_admin_url(durable=True), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         client = redis.Redis.from_url(broker)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
@@ -708,7 +716,8 @@ def main() -> int:
         db = app.extensions["hark"]["db"]
         with db.transaction() as session:
             _, key = create_key(session, name="faults", owner="faults")
-        services = [("127.0.0.1", 5432), ("127.0.0.1", 6379)]
+        services = [(u.hostname, u.port) for u in map(urlsplit, (env["DATABASE_URL"],
+                                                                  env["BROKER_URL"]))]
         try:
             with HostNetwork(max(4, *host_counts), services) as net:
                 print(f"multihost: {len(net.hosts)} hosts ("

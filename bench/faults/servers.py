@@ -6,11 +6,9 @@ free port, under a temporary folder, and removes it after.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from core.embedded import EmbeddedPostgres
 from tests.support import Process, free_port, wait_for
 
 
@@ -70,61 +69,32 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                   key=lambda p: int(p.split("/")[4]))
-    return found[-1] if found else shutil.which(name) or name
+class PgCluster(EmbeddedPostgres):
+    """A throwaway PostgreSQL 18 with pgvector (the embedded server's binaries, see
+    :mod:`core.embedded`) on a free port of 127.0.0.1, in a temporary folder.
 
-
-class PgCluster:
-    """A throwaway PostgreSQL cluster (``initdb``, ``pg_ctl``) on a free port.
-
-    Runs as the ``postgres`` user when started as root (initdb refuses root).
+    As root it runs as the embedded server's unprivileged user (initdb refuses root).
     """
 
     def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hark-faults-pg-"))
-        self.data = self.dir / "data"
-        self.log = self.dir / "postgres.log"  # copied to log_dir by remove()
+        super().__init__(self.dir, free_port(),
+                         settings={"fsync": "off", "synchronous_commit": "off"})
         self.log_dir = log_dir
-        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self._as:
-            shutil.chown(self.dir, "postgres", "postgres")
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        subprocess.run(self._as + list(args), check=True, capture_output=True, text=True,
-                       cwd=self.dir)
-
-    def init(self) -> None:
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
+        return self.url()
 
     def start(self) -> float:
         """Start the server and wait until it accepts connections; returns the seconds."""
-        started = time.monotonic()
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                   "-c max_connections=300 -c fsync=off -c synchronous_commit=off")
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log),
-                  "-w", "start")
+        seconds = super().start()
         wait_for(lambda: psycopg.connect(self.admin_url, connect_timeout=1).close() is None,
                  timeout=30, interval=0.1, message="postgres to accept connections")
-        return time.monotonic() - started
-
-    def stop(self, mode: str = "fast") -> None:
-        """``pg_ctl stop -m fast``: clients are disconnected, the server shuts down."""
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        return seconds
 
     def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            try:
-                self.stop("immediate")
-            except subprocess.CalledProcessError as exc:
-                print(f"pg_ctl stop: {exc.stderr}")
+        self.stop("immediate")
         if self.log.exists():
             self.log_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.log, self.log_dir / "postgres.log")

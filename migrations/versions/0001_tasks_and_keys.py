@@ -14,8 +14,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = postgresql.JSONB()
+SEQ = sa.BigInteger()
 ACTIVE = sa.text("status IN ('created', 'assigned', 'running', 'not_finished')")
 TS = sa.DateTime(timezone=True)
 
@@ -65,25 +65,6 @@ PG_TRIGGERS = [
     "FOR EACH STATEMENT EXECUTE FUNCTION tasks_maintain_counts()",
 ]
 
-SQLITE_TRIGGERS = [
-    """CREATE TRIGGER tasks_counts_insert AFTER INSERT ON tasks BEGIN
-        INSERT INTO task_counts (owner, status, shard, n) VALUES (NEW.owner, NEW.status, 0, 1)
-        ON CONFLICT (owner, status, shard) DO UPDATE SET n = n + 1;
-    END""",
-    """CREATE TRIGGER tasks_counts_delete AFTER DELETE ON tasks BEGIN
-        UPDATE task_counts SET n = n - 1
-        WHERE owner = OLD.owner AND status = OLD.status AND shard = 0;
-    END""",
-    """CREATE TRIGGER tasks_counts_update AFTER UPDATE OF status ON tasks
-    WHEN OLD.status IS NOT NEW.status BEGIN
-        UPDATE task_counts SET n = n - 1
-        WHERE owner = OLD.owner AND status = OLD.status AND shard = 0;
-        INSERT INTO task_counts (owner, status, shard, n) VALUES (NEW.owner, NEW.status, 0, 1)
-        ON CONFLICT (owner, status, shard) DO UPDATE SET n = n + 1;
-    END""",
-]
-
-
 def upgrade() -> None:
     op.create_table(
         "tasks",
@@ -117,7 +98,6 @@ def upgrade() -> None:
         "tasks",
         ["status", "updated_at"],
         postgresql_where=ACTIVE,
-        sqlite_where=ACTIVE,
     )
     op.create_table(
         "task_counts",
@@ -139,18 +119,13 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(PG_COUNT_FUNCTION)
-        for statement in PG_TRIGGERS:
-            op.execute(statement)
-    else:
-        for statement in SQLITE_TRIGGERS:
-            op.execute(statement)
+    op.execute(PG_COUNT_FUNCTION)
+    for statement in PG_TRIGGERS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
     op.drop_table("api_keys")
     op.drop_table("task_counts")
     op.drop_table("tasks")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS tasks_maintain_counts()")
+    op.execute("DROP FUNCTION IF EXISTS tasks_maintain_counts()")

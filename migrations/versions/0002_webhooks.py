@@ -14,8 +14,8 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = postgresql.JSONB()
+SEQ = sa.BigInteger()
 TS = sa.DateTime(timezone=True)
 
 

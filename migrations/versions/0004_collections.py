@@ -13,7 +13,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+SEQ = sa.BigInteger()
 TS = sa.DateTime(timezone=True)
 
 

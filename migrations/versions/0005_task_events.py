@@ -14,13 +14,13 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSON = postgresql.JSONB()
 
 
 def upgrade() -> None:
     op.create_table(
         "task_events",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+        sa.Column("id", sa.BigInteger(), primary_key=True,
                   autoincrement=True),
         sa.Column("task_id", sa.Uuid(), nullable=False),
         sa.Column("type", sa.String(32), nullable=False),
