@@ -26,11 +26,10 @@ def upgrade() -> None:
     op.drop_column("webhook_deliveries", "payload")
     op.add_column("tasks", sa.Column("claim_token", sa.Uuid(), nullable=True))
     op.add_column("media_blobs", sa.Column("task_id", sa.Uuid(), nullable=True))
-    # Uploads of existing tasks join their task; blobs whose task is gone are orphans.
+    # Uploads of existing tasks join their task (others stay until media retention).
     op.execute("""
         UPDATE media_blobs b SET task_id = t.id FROM tasks t
         WHERE t.data -> 'media' ->> 'blob_id' = b.id::text""")
-    op.execute("DELETE FROM media_blobs WHERE task_id IS NULL")
     op.create_foreign_key("fk_media_blobs_task_id", "media_blobs", "tasks", ["task_id"], ["id"],
                           ondelete="CASCADE")
     op.create_index("ix_media_blobs_task_id", "media_blobs", ["task_id"])
