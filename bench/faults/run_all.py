@@ -17,6 +17,7 @@ SCRIPTS = [
     "bench.faults.redis_restart",
     "bench.faults.pg_restart",
     "bench.faults.webhook_down",
+    "bench.faults.delivery_kill",
 ]
 
 
