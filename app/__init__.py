@@ -54,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
         health,
         index,
         me,
+        openai_compat,
         tasks,
         webhooks,
         workers,
@@ -68,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(me.bp)
+    app.register_blueprint(openai_compat.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(web_bp)

@@ -39,6 +39,15 @@ class DeferOption(StrEnum):
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """A submitted task: its id and last seen status, and its record if it finished."""
+
+    task_id: uuid.UUID
+    status: str
+    finished: Any | None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """An analysis route whose requests become tasks."""
 
@@ -51,17 +60,36 @@ class Endpoint:
                queue: str | None = None, status: int = 202, upload: Upload | None = None):
         """Create the task (with ``upload``, stored in the same transaction) and answer:
         deferred, or waiting for the result."""
+        args = load_args(_submit_args)
+        defer = self._resolve_defer(args["defer"])
+        settings = current_app.config["HARK"]
+        wait = None if defer else min(
+            args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
+            settings.max_sync_timeout)
+        outcome = self.run(data, wait=wait, priority=priority, device=device, queue=queue,
+                           upload=upload)
+        if outcome.finished is None:
+            return jsonify({"task_id": str(outcome.task_id), "status": outcome.status}), \
+                status if defer else 202
+        body = _task_schema.dump(outcome.finished)
+        body["task_id"] = str(outcome.task_id)
+        return jsonify(body), 200
+
+    def run(self, data: dict[str, Any], *, wait: float | None, priority: int = 0,
+            device: str | None = None, queue: str | None = None,
+            upload: Upload | None = None) -> Outcome:
+        """Create the task (with ``upload``, stored in the same transaction, then closed);
+        with ``wait`` (seconds), wait that long for it to finish (notified, see
+        :mod:`core.notify`). The one submission path of every caller."""
         try:
-            return self._submit(data, priority=priority, device=device, queue=queue,
-                                status=status, upload=upload)
+            return self._run(data, wait=wait, priority=priority, device=device, queue=queue,
+                             upload=upload)
         finally:
             if upload is not None:
                 upload.close()
 
-    def _submit(self, data: dict[str, Any], *, priority: int, device: str | None,
-                queue: str | None, status: int, upload: Upload | None):
-        args = load_args(_submit_args)
-        defer = self._resolve_defer(args["defer"])
+    def _run(self, data: dict[str, Any], *, wait: float | None, priority: int,
+             device: str | None, queue: str | None, upload: Upload | None) -> Outcome:
         settings = current_app.config["HARK"]
 
         def submit_task(task_id: uuid.UUID | None = None, notify: bool | str = True) -> Task:
@@ -79,11 +107,9 @@ class Endpoint:
                 upload=upload,
             )
 
-        if defer:  # nobody waits on it: no completion NOTIFY
+        if wait is None:  # nobody waits on it: no completion NOTIFY
             task = submit_task(notify=False)
-            return jsonify({"task_id": str(task.id), "status": task.status}), status
-        timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
-                      settings.max_sync_timeout)
+            return Outcome(task.id, task.status, None)
         seen: list[Any] = []  # the last read of the row, reused for the answer
 
         def is_finished() -> bool:
@@ -96,15 +122,11 @@ class Endpoint:
         # the row is read (if its notify did not carry it) once it finished, not before.
         with waiter.subscribe(str(task_id)) as subscription:
             submit_task(task_id, notify=subscription.channel or True)
-            finished = subscription.wait(timeout, is_finished)
+            finished = subscription.wait(wait, is_finished)
         current = seen[0] if seen else read_task(db, task_id)
         if current is None:  # deleted while we waited
             raise APIError(404, "not_found", "task was deleted before it finished")
-        if not finished:
-            return jsonify({"task_id": str(task_id), "status": current.status}), 202
-        body = _task_schema.dump(current)
-        body["task_id"] = str(current.id)
-        return jsonify(body), 200
+        return Outcome(task_id, current.status, current if finished else None)
 
     def _resolve_defer(self, requested: bool | None) -> bool:
         if self.defer_option is DeferOption.ALWAYS:

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import current_app, request
 from marshmallow import Schema
+from werkzeug.datastructures import FileStorage
 
 from app.auth import current_principal
 from app.bodies import json_object, unstorable
@@ -36,19 +37,10 @@ def read_request(
     the submission, from ``upload``), ``{"url", "filename"}`` for URLs (upload None).
     """
     if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise APIError(400, "validation_error", "multipart requests need a 'file' field",
-                           {"file": ["missing"]})
-        _check_form(upload.filename)
-        form = request.form.to_dict()
-        form.pop("webhook_events", None)
-        events = request.form.getlist("webhook_events")
-        if events:
-            form["webhook_events"] = events
-        options = schema_for(False, False).load(form)
+        upload = multipart_upload()
+        options = schema_for(False, False).load(form_fields(("webhook_events",)))
         check(options)
-        return (options, *_prepare_upload(upload.stream, upload.filename, upload.mimetype))
+        return (options, *store_upload(upload))
     if not request.is_json:
         raise APIError(415, "unsupported_media_type",
                        "send multipart/form-data with a 'file' field, or a JSON body "
@@ -70,6 +62,33 @@ def read_request(
         raise APIError(400, "validation_error", "media.base64 is not valid base64",
                        {"media": {"base64": ["not valid base64"]}}) from None
     return (options, *_prepare_upload(io.BytesIO(raw), media.get("filename"), None))
+
+
+def multipart_upload() -> FileStorage:
+    """The multipart request's ``file`` (400 when missing), its form fields checked."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise APIError(400, "validation_error", "multipart requests need a 'file' field",
+                       {"file": ["missing"]})
+    _check_form(upload.filename)
+    return upload
+
+
+def form_fields(lists: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The form as a dict: one value per field, all values (a list) for ``lists``."""
+    form = request.form.to_dict()
+    for name in lists:
+        form.pop(name, None)
+        values = request.form.getlist(name)
+        if values:
+            form[name] = values
+    return form
+
+
+def store_upload(upload: FileStorage) -> tuple[dict[str, Any], Upload]:
+    """Check a multipart upload: its media reference and the :class:`Upload` that the
+    submission stores with its task (see :func:`read_request`)."""
+    return _prepare_upload(upload.stream, upload.filename, upload.mimetype)
 
 
 def _check_form(filename: str | None) -> None:

@@ -40,17 +40,21 @@ def doc(
     query: Schema | type[Schema] | None = None,
     body: Schema | type[Schema] | None = None,
     multipart: dict[str, Any] | None = None,
-    responses: dict[int, Schema | type[Schema] | str | None] | None = None,
+    responses: dict[int, Any] | None = None,
     description: str | None = None,
+    errors: type[Schema] | None = None,
 ) -> Callable:
     """Attach OpenAPI metadata to a view. ``responses`` maps status to a schema (JSON),
-    a media type string (e.g. ``"text/plain"``), or None (no body)."""
+    a media type string (e.g. ``"text/plain"``), a ``{media type: schema or None}`` dict
+    (None: a string), or None (no body). ``errors``: the error body's schema when it is
+    not the platform's (the /v1 routes answer in OpenAI's shape)."""
 
     def decorate(view: Callable) -> Callable:
         view._openapi = {  # type: ignore[attr-defined]
             "summary": summary, "tag": tag, "query": query, "body": body,
             "multipart": multipart, "responses": responses or {200: None},
             "description": description or (view.__doc__ or "").strip() or None,
+            "errors": errors,
         }
         return view
 
@@ -89,6 +93,9 @@ def _response(status: int, spec_value) -> dict:
     entry: dict[str, Any] = {"description": descriptions.get(status, str(status))}
     if isinstance(spec_value, str):
         entry["content"] = {spec_value: {"schema": {"type": "string"}}}
+    elif isinstance(spec_value, dict):
+        entry["content"] = {media_type: {"schema": schema or {"type": "string"}}
+                            for media_type, schema in spec_value.items()}
     elif spec_value is not None:
         entry["content"] = {"application/json": {"schema": spec_value}}
     return entry
@@ -111,8 +118,8 @@ def _operation(meta: dict, path_params: list[dict], view: Callable) -> dict:
         op["requestBody"] = {"required": True, "content": content}
     op["responses"] = {str(code): _response(code, value)
                        for code, value in meta["responses"].items()}
-    error = {"description": "Error", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    error = {"description": "Error", "content": {"application/json": {
+        "schema": meta["errors"] or {"$ref": "#/components/schemas/Error"}}}}
     for code in ("400", "404", "409", "413", "415", "503"):
         op["responses"].setdefault(code, error)
     if public:
@@ -136,8 +143,9 @@ def build_spec(app: Flask) -> dict:
     )
     spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
                                                "name": "x-api-key"})
+    spec.components.security_scheme("Bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Error", schema=ErrorSchema)
-    spec.options["security"] = [{"ApiKey": []}]
+    spec.options["security"] = [{"ApiKey": []}, {"Bearer": []}]
     paths: dict[str, dict] = {}
     for rule in app.url_map.iter_rules():
         view = app.view_functions.get(rule.endpoint)

@@ -14,6 +14,7 @@ from app.schemas import HTTP_URL, QUEUE_NAME, StrictBoolean
 
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$|^[A-Za-z ]{3,30}$",
                            error="invalid language")
+PROMPT_MAX_CHARS = 1000
 EVENTS = ["task.started", "task.completed", "task.failed", "task.not_finished"]
 
 
@@ -40,6 +41,9 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
         "task": fields.String(validate=validate.OneOf(["transcribe", "translate"]),
                               load_default="transcribe"),
         "word_timestamps": boolean(load_default=False),
+        # Whisper's initial prompt (a minimal pass-through; budgeted in tokens later).
+        "prompt": fields.String(validate=validate.Length(max=PROMPT_MAX_CHARS),
+                                load_default=None),
         "priority": fields.Integer(strict=strict, validate=validate.Range(min=0, max=9),
                                    load_default=0),
         "device": fields.String(validate=validate.OneOf(["cpu", "gpu"]), load_default=None),

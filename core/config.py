@@ -61,6 +61,9 @@ class Settings:
     # How long a request without ?defer=true waits for its result.
     sync_timeout: float = 30.0
     max_sync_timeout: float = 300.0
+    # How long an OpenAI-compatible call (/v1/audio/*) waits for its task: OpenAI clients
+    # expect the transcript in the answer. Under the openai package's 600 s read timeout.
+    openai_sync_timeout: float = 540.0
     max_request_bytes: int = 200 * 1024 * 1024
     api_bootstrap_key: str | None = None
     diagnostics: bool = False
@@ -106,6 +109,7 @@ class Settings:
             default_device=os.environ.get("DEFAULT_DEVICE", "cpu"),
             sync_timeout=_env_float("SYNC_TIMEOUT", 30.0),
             max_sync_timeout=_env_float("MAX_SYNC_TIMEOUT", 300.0),
+            openai_sync_timeout=_env_float("OPENAI_SYNC_TIMEOUT", 540.0),
             max_request_bytes=_env_int("MAX_REQUEST_MB", 200) * 1024 * 1024,
             api_bootstrap_key=os.environ.get("API_BOOTSTRAP_KEY") or None,
             diagnostics=_env_bool("DIAGNOSTICS"),

@@ -30,6 +30,8 @@ RESOURCE_PARAMS = {"task_id": "task", "collection_id": "collection", "media_id":
                    "webhook_id": "webhook", "delivery_id": "delivery"}
 # Parameters of public, owner-less routes (static files of the web page and /docs).
 ASSET_PARAMS = {"name", "filename"}
+# Parameters naming something of the platform's, the same for every owner (not owned).
+CATALOG_PARAMS = {"model"}
 # Bodies that pass validation, so that ownership, not validation, decides the answer.
 BODIES = {
     "collections.update_collection": {"name": "renamed by an intruder"},
@@ -163,9 +165,12 @@ def test_every_path_parameter_is_classified(app):
                 continue
             if param in ASSET_PARAMS and getattr(view, "_public", False):
                 continue
+            if param in CATALOG_PARAMS and methods_of(rule) == ["GET"]:
+                continue
             unknown.append(f"{rule.rule} ({rule.endpoint}): <{param}>")
     assert not unknown, ("classify these path parameters in RESOURCE_PARAMS (owned "
-                         f"resources) or ASSET_PARAMS (public files): {unknown}")
+                         "resources), ASSET_PARAMS (public files) or CATALOG_PARAMS "
+                         f"(read-only, the same for every owner): {unknown}")
     kinds = {kind_of(rule, p) for rule in resource_rules(app) for p in params_of(rule)}
     assert kinds == {"task", "collection", "media", "webhook", "delivery",
                      "callback_delivery"}
@@ -218,6 +223,19 @@ def test_other_owners_get_404_on_every_resource_route(app, client, db, world):
         (m, r) for m, r in routes if m != "DELETE"}
 
 
+def test_catalog_routes_answer_every_owner_alike(app, client, world):
+    """``/v1/models/<model>`` names a platform model: every owner reads the same."""
+    rules = [rule for rule in app.url_map.iter_rules()
+             if any(p in CATALOG_PARAMS for p in params_of(rule))]
+    assert {rule.rule for rule in rules} == {"/v1/models/<model>"}
+    owners = [world["alice"], *world["intruders"].values()]
+    for path in ("/v1/models/tiny.en", "/v1/models/nope"):
+        answers = {(r.status_code, r.get_data(as_text=True)) for r in
+                   (client.get(path, headers=owner["headers"]) for owner in owners)}
+        assert len(answers) == 1, answers
+        assert not any(m in next(iter(answers))[1] for m in world["alice"]["markers"])
+
+
 def test_ids_in_request_bodies_are_owner_scoped_too(client, world):
     """``POST /index`` names its collection in the body: another owner's is unknown."""
     alice = world["alice"]
@@ -239,7 +257,8 @@ def test_listings_and_counts_show_only_the_callers_own(app, client, world):
                 and not admin_only(app.view_functions[rule.endpoint])]
     paths = {rule.rule for rule in listings}
     assert {"/tasks", "/tasks/count", "/collections", "/webhooks",
-            "/webhooks/callbacks/deliveries", "/webhooks/callback-secret"} <= paths
+            "/webhooks/callbacks/deliveries", "/webhooks/callback-secret",
+            "/v1/models"} <= paths
     queries = ["", "?status=completed", "?per_page=1000", "?page=1&per_page=1"]
     for name, intruder in world["intruders"].items():
         for rule in listings:

@@ -42,3 +42,21 @@ def test_docs_page_is_served_offline(client):
     assert b"https://" not in page.data  # nothing from a CDN
     asset = client.get("/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.data) > 100_000
+
+
+def test_v1_routes_document_openai_errors(client):
+    """/v1 answers errors in OpenAI's shape, every other route in the platform's."""
+    spec = client.get("/openapi.json").get_json()
+    v1 = {p for p in spec["paths"] if p.startswith("/v1/")}
+    assert v1 == {"/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models",
+                  "/v1/models/{model}"}
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            schema = operation["responses"]["400"]["content"]["application/json"]["schema"]
+            assert schema["$ref"].rsplit("/", 1)[1] == (
+                "OpenAIError" if path in v1 else "Error"), path
+    upload = spec["components"]["schemas"]["OpenAITranscriptionUpload"]
+    assert upload["required"] == ["file", "model"] or set(upload["required"]) == {
+        "file", "model"}
+    assert "language" not in spec["components"]["schemas"]["OpenAITranslationUpload"][
+        "properties"]

@@ -15,6 +15,8 @@ SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # whisper.audio.N_SAMPLES
 MIN_CUT_S = 25.0
 TIME_PRECISION = 0.02  # seconds per timestamp token
+# Per-window decoding scores each segment keeps (OpenAI's verbose_json reports them).
+SCORES = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
 
 
 def window_bounds(audio: np.ndarray) -> list[tuple[int, int]]:
@@ -91,6 +93,9 @@ def assemble_result(
             "start": round(start, 3),
             "end": round(end, 3),
             "text": text,
+            "seek": int(seg["seek"]),
+            "tokens": [int(t) for t in seg["tokens"]],
+            **{k: round(float(seg[k]), 4) for k in SCORES if k in seg},
         }
         if words:
             item["words"] = _words(seg, start, duration)

@@ -106,6 +106,13 @@ def _is_silence(r: whisper.DecodingResult) -> bool:
     return r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
 
 
+def _window_scores(r: whisper.DecodingResult) -> dict[str, float]:
+    """What OpenAI's ``verbose_json`` reports per segment (its window's decode)."""
+    return {"temperature": float(r.temperature), "avg_logprob": float(r.avg_logprob),
+            "compression_ratio": float(r.compression_ratio),
+            "no_speech_prob": float(r.no_speech_prob)}
+
+
 def _needs_fallback(r: whisper.DecodingResult) -> bool:
     if _is_silence(r):
         return False
@@ -158,9 +165,11 @@ def transcribe_many(
     word_timestamps: bool = False,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    prompt: str | None = None,
 ) -> list[dict]:
     """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
-    batches. Each result equals ``transcribe(model, audio, ...)`` for that audio."""
+    batches. Each result equals ``transcribe(model, audio, ...)`` for that audio.
+    ``prompt``: text every window is conditioned on (Whisper's initial prompt)."""
     check_compatible(model, language, task)
     batch_size = max(1, int(batch_size))
     fp16 = model.device.type == "cuda"
@@ -191,14 +200,15 @@ def transcribe_many(
             lang = batch[0][0]
             tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
             mels = torch.stack([_mel(model, audios[i][s:e]) for _, i, s, e in batch])
-            options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16)
+            options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
+                                              prompt=prompt or None)
             results = _decode_batch(model, mels, options)
             for (_, i, s, e), mel, res in zip(batch, mels, results, strict=True):
                 if _is_silence(res):
                     continue
                 segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
                 for seg in segs:
-                    seg["seek"] = s // HOP_LENGTH
+                    seg.update(seek=s // HOP_LENGTH, **_window_scores(res))
                     seg["start"] += s / SAMPLE_RATE
                     seg["end"] += s / SAMPLE_RATE
                 if word_timestamps and segs:
@@ -234,10 +244,12 @@ def transcribe(
     word_timestamps: bool = False,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    prompt: str | None = None,
 ) -> dict:
     """Transcribe one 16 kHz mono float32 audio (see module docstring).
 
     Returns ``{"text", "language", "duration", "segments": [{"id", "start", "end", "text",
+    "seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob",
     "words"?: [{"word", "start", "end", "probability"}]}], "model"}``.
     """
     return transcribe_many(
@@ -248,6 +260,7 @@ def transcribe(
         word_timestamps=word_timestamps,
         batch_size=batch_size,
         progress=progress,
+        prompt=prompt,
     )[0]
 
 
@@ -274,7 +287,8 @@ def run_transcription(
     ``max_seconds``: refuse longer audio (:class:`~workers.asr.audio.MediaTooLong`).
 
     ``options``: ``model`` (default ``DEFAULT_MODEL``), ``language`` (None = detect),
-    ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int).
+    ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int),
+    ``prompt`` (str: Whisper's initial prompt).
     Other keys are ignored. Raises ValueError (incl. ``MediaDecodeError`` and
     ``UnknownModelError``) for bad input.
     """
