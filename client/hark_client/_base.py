@@ -184,6 +184,8 @@ def _form(form: dict[str, Any] | None) -> dict[str, Any]:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 

@@ -101,7 +101,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _follow(client: Client, args: argparse.Namespace, task_id: str) -> Any:
     """Wait for the task (polling, to show progress); Ctrl-C leaves it running."""
-    args.task_id = task_id
+    args.waiting_for = task_id
     progress = None if args.quiet or args.json else args.progress
     try:
         return client.tasks.wait(task_id, timeout=args.timeout, on_progress=progress)

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.progress = ProgressBar()
-    args.task_id = None  # set once a task is submitted or waited for (for Ctrl-C)
+    args.waiting_for = None  # set once a task is submitted or waited for (for Ctrl-C)
     try:
         with Client(base_url=args.url, api_key=_api_key(args)) as client:
             COMMANDS[args.command](client, args)
@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_API
     except KeyboardInterrupt:
         args.progress.done()
-        if args.task_id:
-            print(f"interrupted: task {args.task_id} keeps running; follow it with: "
-                  f"hark tasks wait {args.task_id}", file=sys.stderr)
+        if args.waiting_for:
+            print(f"interrupted: task {args.waiting_for} keeps running; follow it with: "
+                  f"hark tasks wait {args.waiting_for}", file=sys.stderr)
         else:
             print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
