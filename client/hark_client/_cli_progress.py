@@ -66,7 +66,7 @@ class ProgressBar(_Line):
         if self._running_since is None or not 0 < percent < 100:
             return None
         spent = time.monotonic() - self._running_since
-        return spent * (100 - percent) / percent
+        return spent * (100 - percent) / percent if spent >= 1 else None
 
     def __call__(self, task: Task) -> None:
         percent = max(0, min(100, task.progress or 0))
