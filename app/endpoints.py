@@ -47,13 +47,15 @@ class Endpoint:
     defer_option: DeferOption = DeferOption.OPTIONAL
 
     def submit(self, data: dict[str, Any], *, priority: int = 0, device: str | None = None,
-               queue: str | None = None, status: int = 202):
-        """Create the task and answer: deferred, or waiting for the result."""
+               queue: str | None = None, status: int = 202,
+               task_id: uuid.UUID | None = None):
+        """Create the task (with ``task_id`` when given) and answer: deferred, or waiting
+        for the result."""
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
         settings = current_app.config["HARK"]
 
-        def submit_task(task_id: uuid.UUID | None = None, notify: bool | str = True) -> Task:
+        def submit_task(task_id: uuid.UUID | None, notify: bool | str = True) -> Task:
             return dispatch.submit(
                 db,
                 celery,
@@ -68,10 +70,38 @@ class Endpoint:
             )
 
         if defer:  # nobody waits on it: no completion NOTIFY
-            task = submit_task(notify=False)
+            task = submit_task(task_id, notify=False)
             return jsonify({"task_id": str(task.id), "status": task.status}), status
-        timeout = min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
-                      settings.max_sync_timeout)
+        timeout = self._timeout(args)
+        task_id = task_id or uuid.uuid4()
+        # Subscribed before the row exists: the completion cannot slip by unheard, and
+        # the row is read (if its notify did not carry it) once it finished, not before.
+        with waiter.subscribe(str(task_id)) as subscription:
+            submit_task(task_id, notify=subscription.channel or True)
+            return self._answer_when_finished(task_id, timeout, subscription)
+
+    def replay(self, task_id: uuid.UUID):
+        """Answer a repeated submission (same ``Idempotency-Key``) with the task the
+        first one made: at once if deferred or finished, else once it finishes (the
+        finish may be announced to another API process: re-read at least every 2 s)."""
+        args = load_args(_submit_args)
+        defer = self._resolve_defer(args["defer"])
+        with waiter.subscribe(str(task_id)) as subscription:
+            current = read_task(db, task_id)
+            if current is None:
+                raise APIError(404, "not_found", "task was deleted")
+            if defer:
+                return jsonify({"task_id": str(task_id), "status": current.status}), 202
+            if current.status in FINISHED:
+                return _finished(current)
+            return self._answer_when_finished(task_id, self._timeout(args), subscription)
+
+    def _timeout(self, args: dict[str, Any]) -> float:
+        settings = current_app.config["HARK"]
+        return min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
+                   settings.max_sync_timeout)
+
+    def _answer_when_finished(self, task_id: uuid.UUID, timeout: float, subscription: Any):
         seen: list[Any] = []  # the last read of the row, reused for the answer
 
         def is_finished() -> bool:
@@ -79,20 +109,13 @@ class Endpoint:
             seen[:] = [task_from_notify(announced) if announced else read_task(db, task_id)]
             return seen[0] is None or seen[0].status in FINISHED
 
-        task_id = uuid.uuid4()
-        # Subscribed before the row exists: the completion cannot slip by unheard, and
-        # the row is read (if its notify did not carry it) once it finished, not before.
-        with waiter.subscribe(str(task_id)) as subscription:
-            submit_task(task_id, notify=subscription.channel or True)
-            finished = subscription.wait(timeout, is_finished)
+        finished = subscription.wait(timeout, is_finished)
         current = seen[0] if seen else read_task(db, task_id)
         if current is None:  # deleted while we waited
             raise APIError(404, "not_found", "task was deleted before it finished")
         if not finished:
             return jsonify({"task_id": str(task_id), "status": current.status}), 202
-        body = _task_schema.dump(current)
-        body["task_id"] = str(current.id)
-        return jsonify(body), 200
+        return _finished(current)
 
     def _resolve_defer(self, requested: bool | None) -> bool:
         if self.defer_option is DeferOption.ALWAYS:
@@ -104,3 +127,9 @@ class Endpoint:
                 raise APIError(400, "defer_not_allowed", f"{self.path} cannot be deferred")
             return False
         return bool(requested)
+
+
+def _finished(task: Any):
+    body = _task_schema.dump(task)
+    body["task_id"] = str(task.id)
+    return jsonify(body), 200

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, current_app
 
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError
+from app.idempotency import idempotent
 from app.media_input import discard, read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
@@ -65,11 +68,15 @@ def check_options(options: dict) -> None:
      body=analyze_schema(True, True), multipart=upload_schema(analyze_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def analyze():
+    return idempotent(analyze_endpoint, _analyze)
+
+
+def _analyze(task_id: uuid.UUID | None):
     options, media = read_request(analyze_schema, check_options)
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **callback}
     try:
-        return analyze_endpoint.submit(data, **routing)
+        return analyze_endpoint.submit(data, task_id=task_id, **routing)
     except SubmissionRefused:  # broker down, too many active tasks: keep no upload
         discard(media)
         raise
