@@ -47,28 +47,33 @@ def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
 
 
 def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> Claim:
-    """Claim ``key`` for this request, or find who holds it (expired claims are replaced)."""
+    """Claim ``key`` for this request, or find who holds it. One statement when the key
+    is new (or its claim expired, which it replaces); a second to read an existing one."""
     task_id = uuid.uuid4()
     now = utcnow()
-    with db.transaction() as session:
-        session.execute(delete(IdempotencyKey).where(
-            IdempotencyKey.owner == owner, IdempotencyKey.key == key,
-            IdempotencyKey.created_at < now - KEY_LIFETIME))
-        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        inserted = session.execute(
-            dialect.insert(IdempotencyKey)
-            .values(owner=owner, key=key, endpoint=endpoint, fingerprint=digest,
-                    task_id=task_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["owner", "key"])
-            .returning(IdempotencyKey.task_id)
-        ).scalar()
-        if inserted is not None:
-            return Claim(task_id, True, endpoint, True)
-        held = session.execute(
-            select(IdempotencyKey.task_id, IdempotencyKey.endpoint,
-                   IdempotencyKey.fingerprint)
-            .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
-        ).one_or_none()
+    table = IdempotencyKey.__table__
+    assert db.engine is not None, "Database.configure() was not called"
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(
+            owner=owner, key=key, endpoint=endpoint, fingerprint=digest, task_id=task_id,
+            created_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=["owner", "key"],
+            set_={c: statement.excluded[c]
+                  for c in ("endpoint", "fingerprint", "task_id", "created_at")},
+            where=table.c.created_at < now - KEY_LIFETIME,
+        ).returning(table.c.task_id)
+        inserted = conn.execute(statement).scalar()
+        held = None if inserted is not None else conn.execute(
+            select(table.c.task_id, table.c.endpoint, table.c.fingerprint)
+            .where(table.c.owner == owner, table.c.key == key)).one_or_none()
+        if conn.dialect.name != "postgresql":
+            conn.commit()
+    if inserted is not None:
+        return Claim(task_id, True, endpoint, True)
     if held is None:  # released between our insert and select: try again
         return claim(db, owner=owner, key=key, endpoint=endpoint, digest=digest)
     return Claim(held.task_id, False, held.endpoint, held.fingerprint == digest)
