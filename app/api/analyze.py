@@ -68,6 +68,8 @@ def check_options(options: dict) -> None:
      body=analyze_schema(True, True), multipart=upload_schema(analyze_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def analyze():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
     return idempotent(analyze_endpoint, _analyze)
 
 

@@ -30,6 +30,8 @@ sleep_request = SleepRequest()
      query=SubmitArgs, body=SleepRequest,
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def sleep():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
     return idempotent(sleep_endpoint, _sleep)
 
 

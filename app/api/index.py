@@ -64,6 +64,8 @@ def check_index_options(options: dict) -> None:
      query=SubmitArgs, body=index_schema(True, True), multipart=upload_schema(index_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def index():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
     return idempotent(index_endpoint, _index)
 
 
