@@ -84,6 +84,8 @@ def idempotent(endpoint: Any, handle: Callable[[uuid.UUID | None], Any]) -> Any:
                 raise
         if read_task(db, found.task_id, owner=owner) is not None:
             return endpoint.replay(found.task_id)
+        if found.age > IN_FLIGHT_WAIT:  # not in flight: its task was made, then deleted
+            raise APIError(404, "not_found", f"the task {HEADER} {key!r} made was deleted")
         if time.monotonic() >= deadline:
             raise APIError(409, "idempotency_key_in_use",
                            f"a request with {HEADER} {key!r} is still in progress; "

@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -37,6 +37,8 @@ class Claim:
     endpoint: str
     matches: bool
     """False: the key was used for a different request (answer 409)."""
+    age: float = 0.0
+    """Seconds since the key was claimed."""
 
 
 def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
@@ -68,7 +70,8 @@ def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> 
         ).returning(table.c.task_id)
         inserted = conn.execute(statement).scalar()
         held = None if inserted is not None else conn.execute(
-            select(table.c.task_id, table.c.endpoint, table.c.fingerprint)
+            select(table.c.task_id, table.c.endpoint, table.c.fingerprint,
+                   table.c.created_at)
             .where(table.c.owner == owner, table.c.key == key)).one_or_none()
         if conn.dialect.name != "postgresql":
             conn.commit()
@@ -76,7 +79,9 @@ def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> 
         return Claim(task_id, True, endpoint, True)
     if held is None:  # released between our insert and select: try again
         return claim(db, owner=owner, key=key, endpoint=endpoint, digest=digest)
-    return Claim(held.task_id, False, held.endpoint, held.fingerprint == digest)
+    created = held.created_at if held.created_at.tzinfo else held.created_at.replace(tzinfo=UTC)
+    return Claim(held.task_id, False, held.endpoint, held.fingerprint == digest,
+                 (now - created).total_seconds())
 
 
 def release(db: Database, *, owner: str, key: str, task_id: uuid.UUID) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from app.idempotency import IN_FLIGHT_WAIT
 from core import dispatch, idempotency
 from core.models import MediaBlob, Task, utcnow
 from core.models_idempotency import IdempotencyKey
@@ -84,6 +85,17 @@ def test_a_key_expires_after_24_hours(client, auth, db):
             created_at=utcnow() - idempotency.KEY_LIFETIME - timedelta(seconds=1)))
     reused = post(client, auth, "k-1", {"seconds": 1})
     assert reused.status_code == 202 and count(db, Task) == 2
+
+
+def test_a_repeat_after_its_task_was_deleted_is_404(client, auth, db):
+    first = post(client, auth, "k-1").get_json()["task_id"]
+    assert client.delete(f"/tasks/{first}", headers=auth).status_code == 200
+    with db.transaction() as session:  # long past any in-flight first request
+        session.execute(update(IdempotencyKey).values(
+            created_at=utcnow() - timedelta(seconds=IN_FLIGHT_WAIT + 1)))
+    gone = post(client, auth, "k-1")
+    assert gone.status_code == 404 and "deleted" in gone.get_json()["message"]
+    assert count(db, Task) == 0
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
