@@ -26,10 +26,12 @@ test: $(VENV)/.installed
 	./scripts/system-deps.sh
 	./scripts/services.sh
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/generate_sync.py --check
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/generate_sync.py --check
 
 bench: $(VENV)/.installed
 	./scripts/services.sh

@@ -57,42 +57,36 @@ class Endpoint:
     defer_option: DeferOption = DeferOption.OPTIONAL
 
     def submit(self, data: dict[str, Any], *, priority: int = 0, device: str | None = None,
-               queue: str | None = None, status: int = 202, upload: Upload | None = None):
-        """Create the task (with ``upload``, stored in the same transaction) and answer:
-        deferred, or waiting for the result."""
+               queue: str | None = None, status: int = 202, upload: Upload | None = None,
+               task_id: uuid.UUID | None = None):
+        """Create the task (with ``task_id`` when given; with ``upload``, stored in the
+        same transaction) and answer: deferred, or waiting for the result."""
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
-        settings = current_app.config["HARK"]
-        wait = None if defer else min(
-            args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
-            settings.max_sync_timeout)
+        wait = None if defer else self._timeout(args)
         outcome = self.run(data, wait=wait, priority=priority, device=device, queue=queue,
-                           upload=upload)
-        if outcome.finished is None:
-            return jsonify({"task_id": str(outcome.task_id), "status": outcome.status}), \
-                status if defer else 202
-        body = _task_schema.dump(outcome.finished)
-        body["task_id"] = str(outcome.task_id)
-        return jsonify(body), 200
+                           upload=upload, task_id=task_id)
+        return _answer(outcome, status if defer else 202)
 
     def run(self, data: dict[str, Any], *, wait: float | None, priority: int = 0,
             device: str | None = None, queue: str | None = None,
-            upload: Upload | None = None) -> Outcome:
+            upload: Upload | None = None, task_id: uuid.UUID | None = None) -> Outcome:
         """Create the task (with ``upload``, stored in the same transaction, then closed);
         with ``wait`` (seconds), wait that long for it to finish (notified, see
         :mod:`core.notify`). The one submission path of every caller."""
         try:
             return self._run(data, wait=wait, priority=priority, device=device, queue=queue,
-                             upload=upload)
+                             upload=upload, task_id=task_id)
         finally:
             if upload is not None:
                 upload.close()
 
     def _run(self, data: dict[str, Any], *, wait: float | None, priority: int,
-             device: str | None, queue: str | None, upload: Upload | None) -> Outcome:
+             device: str | None, queue: str | None, upload: Upload | None,
+             task_id: uuid.UUID | None) -> Outcome:
         settings = current_app.config["HARK"]
 
-        def submit_task(task_id: uuid.UUID | None = None, notify: bool | str = True) -> Task:
+        def submit_task(task_id: uuid.UUID | None, notify: bool | str = True) -> Task:
             return dispatch.submit(
                 db,
                 celery,
@@ -108,8 +102,37 @@ class Endpoint:
             )
 
         if wait is None:  # nobody waits on it: no completion NOTIFY
-            task = submit_task(notify=False)
+            task = submit_task(task_id, notify=False)
             return Outcome(task.id, task.status, None)
+        task_id = task_id or uuid.uuid4()
+        # Subscribed before the row exists: the completion cannot slip by unheard, and
+        # the row is read (if its notify did not carry it) once it finished, not before.
+        with waiter.subscribe(str(task_id)) as subscription:
+            submit_task(task_id, notify=subscription.channel or True)
+            return self._wait(task_id, wait, subscription)
+
+    def replay(self, task_id: uuid.UUID):
+        """Answer a repeated submission (same ``Idempotency-Key``) with the task the
+        first one made: at once if deferred or finished, else once it finishes (the
+        finish may be announced to another API process: re-read at least every 2 s)."""
+        args = load_args(_submit_args)
+        defer = self._resolve_defer(args["defer"])
+        with waiter.subscribe(str(task_id)) as subscription:
+            current = read_task(db, task_id)
+            if current is None:
+                raise APIError(404, "not_found", "task was deleted")
+            if defer:
+                return jsonify({"task_id": str(task_id), "status": current.status}), 202
+            if current.status in FINISHED:
+                return _finished(current)
+            return _answer(self._wait(task_id, self._timeout(args), subscription), 202)
+
+    def _timeout(self, args: dict[str, Any]) -> float:
+        settings = current_app.config["HARK"]
+        return min(args["timeout"] if args["timeout"] is not None else settings.sync_timeout,
+                   settings.max_sync_timeout)
+
+    def _wait(self, task_id: uuid.UUID, timeout: float, subscription: Any) -> Outcome:
         seen: list[Any] = []  # the last read of the row, reused for the answer
 
         def is_finished() -> bool:
@@ -117,12 +140,7 @@ class Endpoint:
             seen[:] = [task_from_notify(announced) if announced else read_task(db, task_id)]
             return seen[0] is None or seen[0].status in FINISHED
 
-        task_id = uuid.uuid4()
-        # Subscribed before the row exists: the completion cannot slip by unheard, and
-        # the row is read (if its notify did not carry it) once it finished, not before.
-        with waiter.subscribe(str(task_id)) as subscription:
-            submit_task(task_id, notify=subscription.channel or True)
-            finished = subscription.wait(wait, is_finished)
+        finished = subscription.wait(timeout, is_finished)
         current = seen[0] if seen else read_task(db, task_id)
         if current is None:  # deleted while we waited
             raise APIError(404, "not_found", "task was deleted before it finished")
@@ -138,3 +156,17 @@ class Endpoint:
                 raise APIError(400, "defer_not_allowed", f"{self.path} cannot be deferred")
             return False
         return bool(requested)
+
+
+def _finished(task: Any):
+    body = _task_schema.dump(task)
+    body["task_id"] = str(task.id)
+    return jsonify(body), 200
+
+
+def _answer(outcome: Outcome, pending_status: int):
+    """The finished task (200), or its id and status (``pending_status``)."""
+    if outcome.finished is None:
+        return jsonify({"task_id": str(outcome.task_id), "status": outcome.status}), \
+            pending_status
+    return _finished(outcome.finished)

@@ -22,12 +22,14 @@ from tests.support import Process, free_port, wait_for
 HERE = Path(__file__).resolve().parent
 
 
-def wrk(url: str, connections: int, seconds: int, body: str, key: str = "") -> dict:
+def wrk(url: str, connections: int, seconds: int, body: str, key: str = "",
+        idempotent: bool = False) -> dict:
     threads = max(1, min(2, connections))
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
          "-s", str(HERE / "wrk_post.lua"), url],
-        env=dict(os.environ, WRK_BODY=body, WRK_KEY=key), capture_output=True, text=True,
+        env=dict(os.environ, WRK_BODY=body, WRK_KEY=key, WRK_IDEMPOTENT=str(int(idempotent))),
+        capture_output=True, text=True,
         check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     requests, micros, p50, p99, errors = line.split()[1:]
@@ -68,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
                                               ""),
             "sleep seconds=0": (api + "/diagnostics/sleep?defer=true", '{"seconds": 0}',
                                 bench.api_key),
+            "sleep, Idempotency-Key": (api + "/diagnostics/sleep?defer=true",
+                                       '{"seconds": 0}', bench.api_key),
             "analyze url": (api + "/analyze?defer=true", url_body, bench.api_key),
         }
-        for url, body, key in targets.values():
-            wrk(url, 4, 2, body, key)  # warm-up
+        keyed = {"sleep, Idempotency-Key"}  # a new key on every request
+        for name, (url, body, key) in targets.items():
+            wrk(url, 4, 2, body, key, name in keyed)  # warm-up
         for c in levels:  # interleaved per level so drift hits all alike
             for name, (url, body, key) in targets.items():
-                results.setdefault(name, {})[c] = wrk(url, c, args.seconds, body, key)
+                results.setdefault(name, {})[c] = wrk(url, c, args.seconds, body, key,
+                                                      name in keyed)
     rows = []
     for name, by_level in results.items():
         for c, r in by_level.items():
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         insert = results["floor: one INSERT"][c]["rps"]
         autocommit = results["floor: one INSERT, autocommit"][c]["rps"]
         trivial = results["floor: trivial"][c]["rps"]
-        for name in ("sleep seconds=0", "analyze url"):
+        for name in ("sleep seconds=0", "sleep, Idempotency-Key", "analyze url"):
             rps = results[name][c]["rps"]
             ratios[f"{name} @{c}"] = {"vs_insert": rps / insert,
                                       "vs_autocommit": rps / autocommit,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, current_app
 
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError
+from app.idempotency import idempotent
 from app.media_input import read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
@@ -64,7 +67,13 @@ def check_options(options: dict) -> None:
      body=analyze_schema(True, True), multipart=upload_schema(analyze_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def analyze():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
+    return idempotent(analyze_endpoint, _analyze)
+
+
+def _analyze(task_id: uuid.UUID | None):
     options, media, upload = read_request(analyze_schema, check_options)
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **callback}
-    return analyze_endpoint.submit(data, upload=upload, **routing)
+    return analyze_endpoint.submit(data, task_id=task_id, upload=upload, **routing)

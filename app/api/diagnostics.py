@@ -5,10 +5,13 @@ Registered only with ``DIAGNOSTICS=1``. It travels the same path as a real analy
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint
 
 from app.bodies import load_json
 from app.endpoints import DeferOption, Endpoint
+from app.idempotency import idempotent
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SleepRequest, SubmitArgs
 
@@ -27,6 +30,12 @@ sleep_request = SleepRequest()
      query=SubmitArgs, body=SleepRequest,
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def sleep():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
+    return idempotent(sleep_endpoint, _sleep)
+
+
+def _sleep(task_id: uuid.UUID | None):
     body = load_json(sleep_request)
     routing = {k: body.pop(k) for k in ("priority", "device", "queue")}
-    return sleep_endpoint.submit(body, **routing)
+    return sleep_endpoint.submit(body, task_id=task_id, **routing)

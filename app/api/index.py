@@ -18,6 +18,7 @@ from app.auth import current_principal
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError, not_found
 from app.extensions import db
+from app.idempotency import idempotent
 from app.media_input import read_request
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
@@ -62,8 +63,14 @@ def check_index_options(options: dict) -> None:
      query=SubmitArgs, body=index_schema(True, True), multipart=upload_schema(index_schema),
      responses={200: FinishedTaskSchema, 202: DeferredSchema})
 def index():
+    """An ``Idempotency-Key`` header makes a repeat of this request (within 24 h) name
+    the first one's task; the same key with another request is a 409."""
+    return idempotent(index_endpoint, _index)
+
+
+def _index(task_id: uuid.UUID | None):
     options, media, upload = read_request(index_schema, check_index_options)
     target = {key: options.pop(key) for key in TARGET}
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **target, **callback}
-    return index_endpoint.submit(data, upload=upload, **routing)
+    return index_endpoint.submit(data, task_id=task_id, upload=upload, **routing)

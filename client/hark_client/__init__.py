@@ -7,9 +7,10 @@
         print(task.transcript.text)
 """
 
-from ._async_client import AsyncClient
-from ._client import Client
+from ._async.client import AsyncClient
 from ._config import RetryConfig
+from ._sync.client import Client
+from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -24,6 +25,7 @@ from .errors import (
     ServerError,
     ServiceUnavailableError,
     TaskFailedError,
+    UnsupportedMediaTypeError,
     ValidationError,
     WaitTimeoutError,
     WebhookVerificationError,
@@ -44,9 +46,17 @@ from .models import (
     Webhook,
     Word,
 )
+from .models_platform import Account, ModelCatalog, TaskEvent, Worker
 from .webhooks import sign_webhook, verify_webhook
 
 __all__ = [
+    "NOT_GIVEN",
+    "Account",
+    "ModelCatalog",
+    "NotGiven",
+    "TaskEvent",
+    "UnsupportedMediaTypeError",
+    "Worker",
     "APIConnectionError",
     "APITimeoutError",
     "AsyncClient",

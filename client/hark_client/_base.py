@@ -7,66 +7,38 @@ how they sleep, so their behaviour cannot drift apart.
 
 from __future__ import annotations
 
-import io
-import logging
-import mimetypes
+import asyncio
+import copy
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import httpx
 
 from ._config import API_KEY_ENV, DEFAULT_URL, URL_ENV, RetryConfig, coerce_retries
+from ._logging import log, log_request, log_response, setup_logging
+from ._types import (
+    FileInput,
+    NotGiven,
+    ProgressCallback,
+    RequestTimeout,
+    Retries,
+    Timeout,
+    given,
+)
+from ._uploads import Upload
 from ._version import __version__
 from .errors import APIConnectionError, APITimeoutError, TaskFailedError, error_for_response
 from .models import Task
 
-log = logging.getLogger("hark_client")
 T = TypeVar("T")
-FileInput = str | os.PathLike[str] | bytes | IO[bytes]
-Timeout = float | httpx.Timeout | None
-Retries = RetryConfig | int | None
-"""``retries=``: a :class:`RetryConfig`, a number of retries, or None for the client's."""
-ProgressCallback = Callable[[Task], Any]
-"""``on_progress(task)``: called as a waited-for task advances (async clients may pass a
-coroutine function)."""
-
-
-class Upload:
-    """A file to send as multipart ``file``: a path, bytes, or a binary file object.
-
-    A path is opened afresh for every attempt; a file object is sent from its start (httpx
-    rewinds it), so a retried upload is sent whole.
-    """
-
-    def __init__(self, source: FileInput, filename: str | None = None) -> None:
-        self.source = source
-        if isinstance(source, str | os.PathLike):
-            self.filename = filename or Path(source).name
-        elif isinstance(source, bytes | bytearray | memoryview):
-            self.filename = filename or "upload"
-        elif hasattr(source, "read"):
-            name = getattr(source, "name", None)
-            self.filename = filename or (Path(name).name if isinstance(name, str) else "upload")
-        else:
-            raise TypeError("file must be a path, bytes or a binary file object, "
-                            f"not {type(source).__name__}")
-        guessed = mimetypes.guess_type(self.filename)[0]
-        self.content_type = guessed or "application/octet-stream"
-
-    @contextmanager
-    def open(self) -> Iterator[tuple[str, IO[bytes], str]]:
-        if isinstance(self.source, str | os.PathLike):
-            with open(self.source, "rb") as handle:
-                yield self.filename, handle, self.content_type
-        elif isinstance(self.source, bytes | bytearray | memoryview):
-            yield self.filename, io.BytesIO(self.source), self.content_type
-        else:
-            yield self.filename, self.source, self.content_type  # type: ignore[misc]
+__all__ = ["FileInput", "Upload", "ProgressCallback", "RequestTimeout", "Retries", "Timeout",
+           "log_request", "log_response"]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass
@@ -84,6 +56,8 @@ class Call(Generic[T]):
     """Error statuses whose body is still the answer (``/health`` is 503 when degraded)."""
     min_read_timeout: float | None = None
     """The server holds this request open this long (a synchronous wait)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra headers, sent on every attempt (the ``Idempotency-Key`` of a submission)."""
 
 
 class BaseClient:
@@ -105,18 +79,34 @@ class BaseClient:
                         "accept": "application/json", **(headers or {})}
         if self.api_key:
             self.headers["x-api-key"] = self.api_key
+        self._secrets = (self.api_key,) if self.api_key else ()
+        setup_logging()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
+    def _copy_with(self, timeout: Timeout | NotGiven, retries: Retries,
+                   headers: Mapping[str, str] | None) -> Any:
+        """A copy sharing the connection pool, with other defaults (``with_options``)."""
+        clone = copy.copy(self)
+        clone._owns_http = False  # type: ignore[attr-defined]
+        if given(timeout):
+            clone.timeout = timeout  # type: ignore[assignment]
+        clone.retries = coerce_retries(retries, self.retries)
+        clone.headers = {**self.headers, **(headers or {})}
+        clone._attach()  # type: ignore[attr-defined]
+        return clone
+
     def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any],
-               file: tuple[str, IO[bytes], str] | None) -> httpx.Request:
+               file: tuple[str, IO[bytes], str] | None,
+               request_timeout: RequestTimeout) -> httpx.Request:
+        chosen = request_timeout if given(request_timeout) else self.timeout
         timeout: Any = httpx.USE_CLIENT_DEFAULT
-        if self.timeout is not None:
-            timeout = httpx.Timeout(self.timeout)
+        if chosen is not None or given(request_timeout):
+            timeout = httpx.Timeout(chosen)  # type: ignore[arg-type]
         if call.min_read_timeout is not None:
             base = timeout if isinstance(timeout, httpx.Timeout) else http.timeout
-            read = max(base.read or 0.0, call.min_read_timeout + 10.0)
+            read = None if base.read is None else max(base.read, call.min_read_timeout + 10.0)
             timeout = httpx.Timeout(base.connect, read=read, write=base.write, pool=base.pool)
         return http.build_request(
             call.method,
@@ -125,7 +115,7 @@ class BaseClient:
             json=call.json,
             data=_form(call.form) if file is not None else None,
             files={"file": file} if file is not None else None,
-            headers=self.headers,
+            headers={**self.headers, **call.headers},
             timeout=timeout,
         )
 
@@ -194,6 +184,8 @@ def _form(form: dict[str, Any] | None) -> dict[str, Any]:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -236,6 +228,36 @@ def finished(task: Task) -> Task:
     if task.failed:
         raise TaskFailedError(task)
     return task
+
+
+async def sleep_async(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def sleep_sync(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def notify_async(callback: Callable[..., Any] | None, *args: Any) -> None:
+    """Call ``callback(*args)``, awaiting it if it is a coroutine function."""
+    if callback is not None:
+        outcome = callback(*args)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+def notify_sync(callback: Callable[..., Any] | None, *args: Any) -> None:
+    if callback is not None:
+        callback(*args)
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline`` (a ``time.monotonic()``), at least 0; None: none."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
 
 
 def read_json(response: httpx.Response) -> Any:

@@ -1,4 +1,4 @@
-"""How the CLI shows things: aligned tables, key/value blocks, JSON, a progress bar."""
+"""How the CLI shows things: aligned tables, key/value blocks, JSON."""
 
 from __future__ import annotations
 
@@ -92,38 +92,3 @@ def task_row(task: Task) -> list[Any]:
 
 
 TASK_HEADERS = ("ID", "STATUS", "PROGRESS", "ENDPOINT", "CREATED")
-
-
-class ProgressBar:
-    """``on_progress`` callback drawing ``[#####.....]  50%  running`` on stderr.
-
-    On a terminal the bar redraws in place; elsewhere (logs, pipes) a line is written when
-    the status changes or progress moves by a quarter.
-    """
-
-    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = self.stream.isatty()
-        self._last: tuple[str | None, int] | None = None
-        self._drawn = False
-
-    def __call__(self, task: Task) -> None:
-        percent = max(0, min(100, task.progress or 0))
-        if self.tty:
-            filled = round(self.width * percent / 100)
-            bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {percent:3d}%  {task.status:<12}")
-            self._drawn = True
-        elif (self._last is None or self._last[0] != task.status
-              or percent - self._last[1] >= 25 or (percent == 100 and self._last[1] != 100)):
-            self.stream.write(f"{task.status} {percent}%\n")
-            self._last = (task.status, percent)
-        self.stream.flush()
-
-    def done(self) -> None:
-        """End the bar's line, so that what follows starts on a fresh one."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False

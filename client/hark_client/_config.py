@@ -24,8 +24,8 @@ class RetryConfig:
     The n-th retry waits ``backoff_base * 2 ** (n - 1)`` seconds, at most ``backoff_max``,
     with up to ``jitter`` of that (a fraction) added or removed at random.
 
-    A retried ``POST`` that timed out after the server received it may create a second
-    task; pass ``retries=0`` to a call where that matters more than availability.
+    A retried submission carries the ``Idempotency-Key`` of its first attempt, so a
+    retry after a lost response names the task the first attempt made.
     """
 
     max_retries: int = 2

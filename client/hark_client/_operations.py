@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from ._base import Call, FileInput, Upload, read_json, read_text
+from ._base import IDEMPOTENCY_HEADER, Call, Upload, read_json, read_text
+from ._types import NOT_GIVEN, FileInput, NotGiven, UploadCallback, body_of
 from .models import (
     CallbackSecret,
     Collection,
@@ -22,6 +24,10 @@ from .models import (
     Webhook,
     _Model,
 )
+from .models_platform import Account, ModelCatalog, TaskEvent, Worker
+
+MAX_SERVER_WAIT = 300.0
+"""The longest wait a server holds a request for by default (``MAX_SYNC_TIMEOUT``)."""
 
 TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json")
 
@@ -72,6 +78,11 @@ def _submit_params(defer: bool, wait_timeout: float | None) -> dict[str, Any]:
     return {"defer": False, "timeout": wait_timeout}
 
 
+def idempotency_headers(key: str | None) -> dict[str, str]:
+    """One ``Idempotency-Key`` per submission call, sent again on each of its retries."""
+    return {IDEMPOTENCY_HEADER: key or f"hark-{uuid.uuid4()}"}
+
+
 # -- service ---------------------------------------------------------------------------------
 
 def health() -> Call[Health]:
@@ -79,28 +90,46 @@ def health() -> Call[Health]:
 
 
 def diagnostics_sleep(seconds: float, fail: bool, priority: int | None, device: str | None,
-                      queue: str | None, defer: bool, wait_timeout: float | None) -> Call[Task]:
+                      queue: str | None, defer: bool, wait_timeout: float | None,
+                      idempotency_key: str | None = None) -> Call[Task]:
     body = _drop_none({"seconds": seconds, "fail": fail, "priority": priority,
                        "device": device, "queue": queue})
     return Call("POST", "/diagnostics/sleep", _submitted("/diagnostics/sleep"),
                 params=_submit_params(defer, wait_timeout), json=body,
-                min_read_timeout=None if defer else (wait_timeout or 30.0))
+                min_read_timeout=None if defer else (wait_timeout or 30.0),
+                headers=idempotency_headers(idempotency_key))
+
+
+def server_wait(wait: bool, deadline_left: float | None) -> tuple[bool, float | None]:
+    """``(defer, timeout)`` for a submission: waits go to the server, up to its maximum."""
+    if not wait:
+        return True, None
+    left = MAX_SERVER_WAIT if deadline_left is None else min(deadline_left, MAX_SERVER_WAIT)
+    return False, round(left, 3)
 
 
 def submit_media(endpoint: str, file: FileInput | None, url: str | None, filename: str | None,
                  options: dict[str, Any], defer: bool = True,
-                 wait_timeout: float | None = None) -> Call[Task]:
-    """``/analyze`` or ``/index``: a file as multipart, or a URL as JSON."""
+                 wait_timeout: float | None = None, idempotency_key: str | None = None,
+                 on_upload: UploadCallback | None = None) -> Call[Task]:
+    """``/analyze`` or ``/index``: a file as multipart, or a URL as JSON.
+
+    ``defer=False`` asks the server to hold the request until the task finishes (up to
+    ``wait_timeout`` seconds); it answers 202 when it does not finish in time.
+    """
     if (file is None) == (url is None):
         raise ValueError("pass exactly one of file= or url=")
     params = _submit_params(defer, wait_timeout)
     read_timeout = None if defer else (wait_timeout or 30.0)
+    headers = idempotency_headers(idempotency_key)
     if url is not None:
-        body = {"media": {"url": url}, **_drop_none(options)}
+        media = _drop_none({"url": url, "filename": filename})
+        body = {"media": media, **_drop_none(options)}
         return Call("POST", endpoint, _submitted(endpoint), params=params, json=body,
-                    min_read_timeout=read_timeout)
+                    min_read_timeout=read_timeout, headers=headers)
     return Call("POST", endpoint, _submitted(endpoint), params=params, form=options,
-                upload=Upload(file, filename), min_read_timeout=read_timeout)  # type: ignore[arg-type]
+                upload=Upload(file, filename, on_upload),  # type: ignore[arg-type]
+                min_read_timeout=read_timeout, headers=headers)
 
 
 def analyze_options(model: str | None, language: str | None, task: str | None,
@@ -116,15 +145,12 @@ def analyze_options(model: str | None, language: str | None, task: str | None,
 
 
 def index_options(collection: str, media_id: str | None, reindex_if_exists: bool | None,
-                  model: str | None, language: str | None, priority: int | None,
-                  device: str | None, queue: str | None, webhook: str | None,
-                  webhook_events: Sequence[str] | None) -> dict[str, Any]:
+                  **analyze: Any) -> dict[str, Any]:
+    """The /index fields, then every /analyze option (``analyze_options``'s arguments)."""
     if not collection:
         raise ValueError("collection is required")
     return {"collection": collection, "media_id": media_id,
-            "reindex_if_exists": reindex_if_exists, "model": model, "language": language,
-            "priority": priority, "device": device, "queue": queue, "webhook": webhook,
-            "webhook_events": list(webhook_events) if webhook_events is not None else None}
+            "reindex_if_exists": reindex_if_exists, **analyze_options(**analyze)}
 
 
 # -- tasks -----------------------------------------------------------------------------------
@@ -146,6 +172,22 @@ def get_task(task_id: str) -> Call[Task]:
 
 def delete_task(task_id: str) -> Call[Task]:
     return Call("DELETE", f"/tasks/{_id(task_id)}", _one(Task))
+
+
+def task_events(task_id: str) -> Call[Page[TaskEvent]]:
+    return Call("GET", f"/tasks/{_id(task_id)}/events", _many(TaskEvent, "events"))
+
+
+def me() -> Call[Account]:
+    return Call("GET", "/me", _one(Account))
+
+
+def models() -> Call[ModelCatalog]:
+    return Call("GET", "/models", _one(ModelCatalog))
+
+
+def workers() -> Call[Page[Worker]]:
+    return Call("GET", "/workers", _many(Worker, "workers"))
 
 
 def retry_task(task_id: str) -> Call[Task]:
@@ -177,9 +219,12 @@ def get_collection(collection_id: str) -> Call[Collection]:
     return Call("GET", f"/collections/{_id(collection_id)}", _one(Collection))
 
 
-def update_collection(collection_id: str, name: str | None,
-                      description: str | None) -> Call[Collection]:
-    body = _drop_none({"name": name, "description": description})
+def update_collection(collection_id: str, name: str | NotGiven = NOT_GIVEN,
+                      description: str | None | NotGiven = NOT_GIVEN) -> Call[Collection]:
+    """Only the given fields; ``description=None`` clears it."""
+    body = body_of({"name": name, "description": description})
+    if not body:
+        raise ValueError("give name and/or description")
     return Call("PATCH", f"/collections/{_id(collection_id)}", _one(Collection), json=body)
 
 
@@ -223,10 +268,15 @@ def get_webhook(webhook_id: str) -> Call[Webhook]:
     return Call("GET", f"/webhooks/{_id(webhook_id)}", _one(Webhook))
 
 
-def update_webhook(webhook_id: str, url: str | None, events: Sequence[str] | None,
-                   description: str | None, enabled: bool | None) -> Call[Webhook]:
-    body = _drop_none({"url": url, "events": list(events) if events is not None else None,
-                       "description": description, "enabled": enabled})
+def update_webhook(webhook_id: str, url: str | NotGiven = NOT_GIVEN,
+                   events: Sequence[str] | None | NotGiven = NOT_GIVEN,
+                   description: str | None | NotGiven = NOT_GIVEN,
+                   enabled: bool | NotGiven = NOT_GIVEN) -> Call[Webhook]:
+    """Only the given fields; ``events=None`` subscribes to every event, ``description=None``
+    clears it."""
+    listed = list(events) if isinstance(events, list | tuple) else events
+    body = body_of({"url": url, "events": listed, "description": description,
+                    "enabled": enabled})
     if not body:
         raise ValueError("give url, events, description and/or enabled")
     return Call("PUT", f"/webhooks/{_id(webhook_id)}", _one(Webhook), json=body)

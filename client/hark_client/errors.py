@@ -80,6 +80,10 @@ class PayloadTooLargeError(HarkError):
     """413: the upload is larger than the server accepts."""
 
 
+class UnsupportedMediaTypeError(HarkError):
+    """415: the request's body is not of a type the endpoint takes."""
+
+
 class RateLimitError(HarkError):
     """429: too many requests; ``retry_after`` says how many seconds to wait, if known."""
 
@@ -145,6 +149,7 @@ _BY_STATUS: dict[int, type[HarkError]] = {
     404: NotFoundError,
     409: ConflictError,
     413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
     422: ValidationError,
     429: RateLimitError,
     503: ServiceUnavailableError,

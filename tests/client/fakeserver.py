@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +16,8 @@ class Reply:
     status: int = 200
     body: Any = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before answering (to make the client's request time out)."""
 
 
 @dataclass
@@ -46,6 +49,8 @@ class FakeServer:
                                             body))
                 raw = reply.body if isinstance(reply.body, bytes) else \
                     json.dumps(reply.body).encode()
+                if reply.delay:
+                    time.sleep(reply.delay)
                 self.send_response(reply.status)
                 headers = {"content-type": "application/json", **reply.headers}
                 for key, value in headers.items():

@@ -1,0 +1,74 @@
+"""What ``/tasks/<id>/events``, ``/me``, ``/models`` and ``/workers`` return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .models import _Model
+
+
+@dataclass
+class TaskEvent(_Model):
+    """One entry of a task's audit trail: a status change or a notable step."""
+
+    type: str | None = None
+    at: datetime | None = None
+    details: Any = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TaskEvent:
+        event = super().from_dict(data)
+        from .models import parse_datetime
+
+        event.at = parse_datetime(event.at)
+        return event
+
+
+@dataclass
+class Account(_Model):
+    """``GET /me``: who the API key belongs to and the limits that apply to it."""
+
+    owner: str | None = None
+    name: str | None = None
+    admin: bool | None = None
+    limits: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class ModelCatalog(_Model):
+    """``GET /models``: the transcription models this platform can run, and its default."""
+
+    models: list[str] | None = None
+    default: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Worker(_Model):
+    """An online worker (``GET /workers``, admin keys only)."""
+
+    id: str
+    node: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    role: str | None = None
+    device: str | None = None
+    queues: list[str] | None = None
+    models: list[str] | None = None
+    current_task: str | None = None
+    tasks: dict[str, int] | None = None
+    started_at: datetime | None = None
+    last_seen: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Worker:
+        worker = super().from_dict(data)
+        from .models import parse_datetime
+
+        worker.last_seen = parse_datetime(worker.last_seen)
+        return worker

@@ -1,0 +1,90 @@
+"""Idempotency keys: a repeated submission (same owner, key and request) names one task.
+
+A request's *fingerprint* hashes its endpoint, fields and media (see
+``app.idempotency``). :func:`claim` records ``(owner, key) -> (fingerprint, task id)``
+before the task exists; whoever inserts the row makes the task, and every later request
+with that key, concurrent or not, is answered with the same task id for 24 hours, or
+refused when its fingerprint differs. :func:`release` forgets a claim whose request
+failed before making its task, so that a retry can make it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql
+
+from core.db import Database
+from core.models import utcnow
+from core.models_idempotency import IdempotencyKey
+
+KEY_LIFETIME = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`claim` found: this request's to make (``new``), or an earlier one's."""
+
+    task_id: uuid.UUID
+    new: bool
+    endpoint: str
+    matches: bool
+    """False: the key was used for a different request (answer 409)."""
+    age: float = 0.0
+    """Seconds since the key was claimed."""
+
+
+def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
+    """A SHA-256 of the request: endpoint, fields (as canonical JSON) and media digest."""
+    canonical = json.dumps({"endpoint": endpoint, "fields": fields, "media": media_digest},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> Claim:
+    """Claim ``key`` for this request, or find who holds it. One statement when the key
+    is new (or its claim expired, which it replaces); a second to read an existing one."""
+    task_id = uuid.uuid4()
+    now = utcnow()
+    table = IdempotencyKey.__table__
+    assert db.engine is not None, "Database.configure() was not called"
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        statement = postgresql.insert(table).values(
+            owner=owner, key=key, endpoint=endpoint, fingerprint=digest, task_id=task_id,
+            created_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=["owner", "key"],
+            set_={c: statement.excluded[c]
+                  for c in ("endpoint", "fingerprint", "task_id", "created_at")},
+            where=table.c.created_at < now - KEY_LIFETIME,
+        ).returning(table.c.task_id)
+        inserted = conn.execute(statement).scalar()
+        held = None if inserted is not None else conn.execute(
+            select(table.c.task_id, table.c.endpoint, table.c.fingerprint,
+                   table.c.created_at)
+            .where(table.c.owner == owner, table.c.key == key)).one_or_none()
+        if conn.dialect.name != "postgresql":
+            conn.commit()
+    if inserted is not None:
+        return Claim(task_id, True, endpoint, True)
+    if held is None:  # released between our insert and select: try again
+        return claim(db, owner=owner, key=key, endpoint=endpoint, digest=digest)
+    created = held.created_at if held.created_at.tzinfo else held.created_at.replace(tzinfo=UTC)
+    return Claim(held.task_id, False, held.endpoint, held.fingerprint == digest,
+                 (now - created).total_seconds())
+
+
+def release(db: Database, *, owner: str, key: str, task_id: uuid.UUID) -> None:
+    """Forget a claim whose request made no task (only if it still names ``task_id``)."""
+    with db.transaction() as session:
+        session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.owner == owner, IdempotencyKey.key == key,
+            IdempotencyKey.task_id == task_id))

@@ -1,0 +1,150 @@
+"""``Idempotency-Key``: a repeated submission names the first one's task, stores nothing new."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.idempotency import IN_FLIGHT_WAIT
+from core import dispatch, idempotency
+from core.models import MediaBlob, Task, utcnow
+from core.models_idempotency import IdempotencyKey
+
+SLEEP = "/diagnostics/sleep"
+
+
+def count(db, model) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def post(client, auth, key, body=None, path=SLEEP + "?defer=true", **kw):
+    headers = {**auth, **({"Idempotency-Key": key} if key else {})}
+    return client.post(path, json=body if body is not None else {"seconds": 0},
+                       headers=headers, **kw)
+
+
+def test_a_repeat_names_the_same_task_and_makes_no_row(client, auth, db):
+    first = post(client, auth, "k-1")
+    again = post(client, auth, "k-1")
+    assert first.status_code == again.status_code == 202
+    assert first.get_json()["task_id"] == again.get_json()["task_id"]
+    assert count(db, Task) == 1 and count(db, IdempotencyKey) == 1
+    other = post(client, auth, "k-2")
+    plain = post(client, auth, None)
+    assert len({r.get_json()["task_id"] for r in (first, other, plain)}) == 3
+
+
+def test_the_same_key_for_another_request_is_409(client, auth, db):
+    first = post(client, auth, "k-1", {"seconds": 0})
+    refused = post(client, auth, "k-1", {"seconds": 1})
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert body["error"] == "idempotency_key_reused"
+    assert "'k-1'" in body["message"] and "/diagnostics/sleep" in body["message"]
+    assert first.get_json()["task_id"] in body["message"]
+    assert count(db, Task) == 1
+
+
+def test_keys_belong_to_their_owner(client, auth, other_key, db):
+    mine = post(client, auth, "shared")
+    theirs = post(client, {"x-api-key": other_key}, "shared", {"seconds": 5})
+    assert theirs.status_code == 202
+    assert mine.get_json()["task_id"] != theirs.get_json()["task_id"]
+
+
+def test_an_upload_is_stored_once_and_its_content_is_part_of_the_request(client, auth, db):
+    def upload(content: bytes):
+        return client.post("/analyze?defer=true", headers={**auth, "Idempotency-Key": "up"},
+                           data={"file": (io.BytesIO(content), "a.wav"), "language": "en"},
+                           content_type="multipart/form-data")
+
+    first, again = upload(b"RIFF0000WAVEdata"), upload(b"RIFF0000WAVEdata")
+    assert first.status_code == 202, first.get_json()
+    assert again.get_json()["task_id"] == first.get_json()["task_id"]
+    assert count(db, MediaBlob) == 1 and count(db, Task) == 1
+    changed = upload(b"RIFF1111WAVEdata")
+    assert changed.status_code == 409 and count(db, MediaBlob) == 1
+
+
+def test_a_refused_request_frees_its_key(client, auth, db):
+    bad = post(client, auth, "k-1", {"seconds": -1})
+    assert bad.status_code == 400 and count(db, IdempotencyKey) == 0
+    good = post(client, auth, "k-1", {"seconds": 0})
+    assert good.status_code == 202 and count(db, Task) == 1
+
+
+def test_a_key_expires_after_24_hours(client, auth, db):
+    post(client, auth, "k-1", {"seconds": 0})
+    with db.transaction() as session:
+        session.execute(update(IdempotencyKey).values(
+            created_at=utcnow() - idempotency.KEY_LIFETIME - timedelta(seconds=1)))
+    reused = post(client, auth, "k-1", {"seconds": 1})
+    assert reused.status_code == 202 and count(db, Task) == 2
+
+
+def test_a_repeat_after_its_task_was_deleted_is_404(client, auth, db):
+    first = post(client, auth, "k-1").get_json()["task_id"]
+    assert client.delete(f"/tasks/{first}", headers=auth).status_code == 200
+    with db.transaction() as session:  # long past any in-flight first request
+        session.execute(update(IdempotencyKey).values(
+            created_at=utcnow() - timedelta(seconds=IN_FLIGHT_WAIT + 1)))
+    gone = post(client, auth, "k-1")
+    assert gone.status_code == 404 and "deleted" in gone.get_json()["message"]
+    assert count(db, Task) == 0
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+def test_bad_keys_are_400(client, auth, key, db):
+    response = client.post(SLEEP, json={"seconds": 0},
+                           headers={**auth, "Idempotency-Key": key})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_idempotency_key"
+    assert count(db, Task) == 0
+
+
+def test_a_sync_replay_waits_for_the_task_to_finish(client, auth, db, worker):
+    deferred = post(client, auth, "k-1", {"seconds": 0.3})
+    waited = post(client, auth, "k-1", {"seconds": 0.3}, path=SLEEP + "?timeout=30")
+    assert waited.status_code == 200, waited.get_json()
+    body = waited.get_json()
+    assert body["task_id"] == deferred.get_json()["task_id"] and body["status"] == "completed"
+    assert count(db, Task) == 1
+
+
+def test_concurrent_requests_with_one_key_make_one_task(client, auth, db, monkeypatch):
+    claimed, go = threading.Event(), threading.Event()
+    second_claimed = threading.Event()
+    real_submit, real_claim = dispatch.submit, idempotency.claim
+
+    def slow_submit(*args, **kwargs):
+        claimed.set()  # the first request holds the key and has not made its task yet
+        assert go.wait(10)
+        return real_submit(*args, **kwargs)
+
+    def watched_claim(*args, **kwargs):
+        found = real_claim(*args, **kwargs)
+        if not found.new:
+            second_claimed.set()
+        return found
+
+    monkeypatch.setattr(dispatch, "submit", slow_submit)
+    monkeypatch.setattr(idempotency, "claim", watched_claim)
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.update(a=post(client, auth, "k-1")))
+    second = threading.Thread(target=lambda: answers.update(b=post(client, auth, "k-1")))
+    first.start()
+    assert claimed.wait(10)
+    second.start()
+    assert second_claimed.wait(10)  # it found the key held by a request still in flight
+    go.set()
+    first.join(10)
+    second.join(10)
+    a, b = answers["a"], answers["b"]
+    assert a.status_code == b.status_code == 202
+    assert a.get_json()["task_id"] == b.get_json()["task_id"]
+    assert count(db, Task) == 1
