@@ -68,7 +68,7 @@ def finished_analysis(db, owner: str = "alice") -> str:
     with db.transaction() as session:
         lifecycle.claim(session, task_id, worker="w@test", device="cpu")
     with db.transaction() as session:
-        lifecycle.complete(session, task_id, TRANSCRIPT)
+        lifecycle.complete(session, task_id, TRANSCRIPT, attempt=1)
     return str(task_id)
 
 
@@ -184,7 +184,7 @@ def add_failed_delivery(db, webhook_id: str, attempts: int) -> str:
         session.add(WebhookDelivery(
             id=delivery_id, message_id=f"msg_{delivery_id.hex[:20]}",
             webhook_id=uuid.UUID(webhook_id), owner="alice", event="task.completed",
-            task_id=uuid.uuid4(), payload="{}", status="failed", attempts=attempts,
+            task_id=uuid.uuid4(), task_attempt=1, status="failed", attempts=attempts,
             retry_from=1, due_at=None, created_at=now, updated_at=now))
         session.flush()
         for n in range(1, attempts + 1):
