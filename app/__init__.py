@@ -54,6 +54,8 @@ def register_blueprints(app: Flask) -> None:
         health,
         index,
         me,
+        task_media,
+        task_stream,
         tasks,
         webhooks,
         workers,
@@ -62,6 +64,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(task_media.bp)
+    app.register_blueprint(task_stream.bp)
     app.register_blueprint(analyze.bp)
     app.register_blueprint(index.bp)
     app.register_blueprint(collections.bp)

@@ -11,6 +11,7 @@ admin-only routes (found in the code, as the API document finds them) refuse ord
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 import uuid
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from app.openapi import admin_only
-from core import collections_store, lifecycle
+from core import collections_store, lifecycle, media_store
 from core.models import utcnow
 from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -75,9 +76,12 @@ def call(client, method: str, url: str, headers: dict, endpoint: str):
 
 def make_resources(client, db, headers: dict, owner: str, tag: str) -> dict:
     """One of each resource for ``owner``; ``tag`` marks every piece of its data."""
-    with db.transaction() as session:
+    with db.transaction() as session:  # a URL task whose fetched copy the worker kept
+        blob = media_store.store(session, owner=owner, stream=io.BytesIO(tag.encode() * 99),
+                                 filename=f"{tag}.wav", content_type="audio/wav")
         task = lifecycle.create_task(session, owner=owner, endpoint="/analyze", data={
-            "media": {"url": f"http://127.0.0.1:9/{tag}.wav", "filename": f"{tag}.wav"},
+            "media": {"url": f"http://127.0.0.1:9/{tag}.wav", "filename": f"{tag}.wav",
+                      "blob_id": str(blob.id)},
             "options": {"model": "tiny.en"}})
         task_id = task.id
     with db.transaction() as session:

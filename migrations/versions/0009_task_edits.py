@@ -1,0 +1,64 @@
+"""Live task streams: the watchers table and the triggers that notify watched tasks.
+
+Revision ID: 0009
+Revises: 0005
+Create Date: 2026-12-02
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+# One notification per watched task per transaction (PostgreSQL folds duplicates), its
+# payload the task id: on each new task_events row, and on each change of progress.
+NOTIFY_FUNCTIONS = """
+CREATE FUNCTION hark_notify_watched(watched uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = watched AND expires_at > now())
+    THEN
+        PERFORM pg_notify('hark_task_events', watched::text);
+    END IF;
+END $$;
+CREATE FUNCTION hark_task_event_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM hark_notify_watched(NEW.task_id);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION hark_task_progress_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM hark_notify_watched(NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER task_events_notify AFTER INSERT ON task_events
+    FOR EACH ROW EXECUTE FUNCTION hark_task_event_notify();
+CREATE TRIGGER tasks_progress_notify AFTER UPDATE OF progress ON tasks
+    FOR EACH ROW WHEN (OLD.progress IS DISTINCT FROM NEW.progress)
+    EXECUTE FUNCTION hark_task_progress_notify();
+"""
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.create_table(
+        "task_watchers",
+        sa.Column("task_id", sa.Uuid(), primary_key=True),
+        sa.Column("watcher", sa.String(100), primary_key=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        prefixes=["UNLOGGED"] if postgres else [],
+    )
+    if postgres:
+        op.execute(NOTIFY_FUNCTIONS)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
+        op.execute("DROP TRIGGER IF EXISTS task_events_notify ON task_events")
+        op.execute("DROP FUNCTION IF EXISTS hark_task_progress_notify()")
+        op.execute("DROP FUNCTION IF EXISTS hark_task_event_notify()")
+        op.execute("DROP FUNCTION IF EXISTS hark_notify_watched(uuid)")
+    op.drop_table("task_watchers")
