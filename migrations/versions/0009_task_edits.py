@@ -14,7 +14,8 @@ branch_labels = None
 depends_on = None
 
 # One notification per watched task per transaction (PostgreSQL folds duplicates), its
-# payload the task id: on each new task_events row, and on each change of progress.
+# payload the task id: on each new task_events row, each change of progress, and the
+# task's deletion.
 NOTIFY_FUNCTIONS = """
 CREATE FUNCTION hark_notify_watched(watched uuid) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -33,6 +34,13 @@ BEGIN
     PERFORM hark_notify_watched(NEW.id);
     RETURN NULL;
 END $$;
+CREATE FUNCTION hark_task_deleted_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM hark_notify_watched(OLD.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tasks_deleted_notify AFTER DELETE ON tasks
+    FOR EACH ROW EXECUTE FUNCTION hark_task_deleted_notify();
 CREATE TRIGGER task_events_notify AFTER INSERT ON task_events
     FOR EACH ROW EXECUTE FUNCTION hark_task_event_notify();
 CREATE TRIGGER tasks_progress_notify AFTER UPDATE OF progress ON tasks
@@ -57,7 +65,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
+        op.execute("DROP TRIGGER IF EXISTS tasks_deleted_notify ON tasks")
         op.execute("DROP TRIGGER IF EXISTS task_events_notify ON task_events")
+        op.execute("DROP FUNCTION IF EXISTS hark_task_deleted_notify()")
         op.execute("DROP FUNCTION IF EXISTS hark_task_progress_notify()")
         op.execute("DROP FUNCTION IF EXISTS hark_task_event_notify()")
         op.execute("DROP FUNCTION IF EXISTS hark_notify_watched(uuid)")
