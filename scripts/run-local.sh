@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var
 [ -s var/api-key ] || .venv/bin/python -c "import secrets; print('hk_' + secrets.token_urlsafe(32))" > var/api-key
+[ -s var/url-signing-secret ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))" > var/url-signing-secret
 [ -s var/flower-password ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > var/flower-password
 export API_BOOTSTRAP_KEY="${API_BOOTSTRAP_KEY:-$(cat var/api-key)}"
+export URL_SIGNING_SECRET="${URL_SIGNING_SECRET:-$(cat var/url-signing-secret)}"
 export FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-admin:$(cat var/flower-password)}"
 export DIAGNOSTICS="${DIAGNOSTICS:-1}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"

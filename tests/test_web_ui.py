@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from bench.speech import (
@@ -143,10 +144,10 @@ def index_a_talk(base_url: str, headers: dict, clip: Path) -> str:
 def finished(base_url: str, headers: dict, task_id: str) -> dict:
     return wait_for(
         lambda: (t := httpx.get(f"{base_url}/tasks/{task_id}", headers=headers).json())
-        ["status"] in ("completed", "failed") and t, timeout=60, message="task to finish")
+        ["status"] in ("completed", "failed") and t, timeout=150, message="task to finish")
 
 
-def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
+def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, settings_env):
     from playwright.sync_api import expect
 
     base_url, headers = api_server, {"x-api-key": api_key}
@@ -193,7 +194,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     page.set_input_files("#file-input", str(not_media))
     page.click("#analyze-submit")
     # (The worker's first task loads the model: a minute on a loaded machine.)
-    expect(page.locator("#job-status")).to_contain_text("Failed", timeout=60_000)
+    expect(page.locator("#job-status")).to_contain_text("Failed", timeout=90_000)
     expect(page.locator("#analyze-error")).to_contain_text("MediaDecodeError")
     notes_row = page.locator("#uploads li[data-name='notes.wav']")
     expect(notes_row).to_contain_text("MediaDecodeError")
@@ -204,7 +205,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     drop_files(page, "#drop-zone", [weather, train])
     for name in ("weather.wav", "train.wav"):
         row = page.locator(f"#uploads li[data-name='{name}']")
-        expect(row).to_have_attribute("data-status", "completed", timeout=60_000)
+        expect(row).to_have_attribute("data-status", "completed", timeout=150_000)
         assert row.locator("progress").evaluate("el => el.value") == 100
     expect(page.locator("#job-status")).to_contain_text("Done")  # the first one is opened
     assert page.eval_on_selector("#job-progress", "el => el.value") == 100
@@ -279,7 +280,14 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     page.select_option("#status-filter", "")
     expect(page.locator("#task-rows tr")).to_have_count(4)
 
-    # Search the collection; a hit opens its task's transcript at the hit's moment.
+    # Search the collection; a hit opens its task's transcript at the hit's moment. The
+    # talk is one passage from 0 s; moved to start at its second sentence, the hit's
+    # moment is one a player cannot be at by chance.
+    indexed = finished(base_url, headers, index_task)["result"]["transcript"]["segments"]
+    assert len(indexed) >= 2 and "pasta" in indexed[-1]["text"].lower(), indexed
+    moment = indexed[-1]["start"]
+    with psycopg.connect(settings_env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("UPDATE segments SET start = %s", (moment,))
     expect(page.locator("#collection-select")).to_contain_text("Talks (talks) · 1 media item")
     page.fill("#query-input", "a recipe for an Italian dinner")
     page.fill("#topk-input", "3")
@@ -292,7 +300,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path):
     hit = httpx.post(f"{base_url}/collections/talks/search", headers=headers,
                      json={"query": "a recipe for an Italian dinner", "top_k": 1}).json()
     hit = hit["results"][0]
-    assert hit["task_id"] == index_task
+    assert hit["task_id"] == index_task and hit["start"] == pytest.approx(moment)
     page.locator("#results li").first.get_by_role("button", name=re.compile("^Open")).click()
     expect(page.locator("#transcript-meta")).to_contain_text("cooking.mp3")
     page.wait_for_function("(at) => { const p = document.getElementById('player');"
