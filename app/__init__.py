@@ -54,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
         health,
         index,
         me,
+        task_edits,
         task_media,
         task_stream,
         tasks,
@@ -65,6 +66,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(task_media.bp)
+    app.register_blueprint(task_edits.bp)
     app.register_blueprint(task_stream.bp)
     app.register_blueprint(analyze.bp)
     app.register_blueprint(index.bp)

@@ -1,4 +1,5 @@
-"""Live task streams: the watchers table and the triggers that notify watched tasks.
+"""Task edits (speaker names, segment corrections) and live task streams: the watchers
+table and the triggers that notify watched tasks.
 
 Revision ID: 0009
 Revises: 0005
@@ -7,11 +8,14 @@ Create Date: 2026-12-02
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0009"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 # One notification per watched task per transaction (PostgreSQL folds duplicates), its
 # payload the task id: on each new task_events row, each change of progress, and the
@@ -60,9 +64,19 @@ def upgrade() -> None:
     )
     if postgres:
         op.execute(NOTIFY_FUNCTIONS)
+    op.create_table(
+        "task_edits",
+        sa.Column("task_id", sa.Uuid(), primary_key=True),
+        sa.Column("speaker_names", JSON, nullable=False),
+        sa.Column("segments", JSON, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], ondelete="CASCADE",
+                                name="fk_task_edits_task_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("task_edits")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
         op.execute("DROP TRIGGER IF EXISTS tasks_deleted_notify ON tasks")
