@@ -326,6 +326,17 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, set
     for name in ("web.png", "web-workspace.png", "web-tasks.png", "web-phone.png"):
         assert 10_000 < (SCREENSHOTS / name).stat().st_size < 400_000, name
 
+    # A segment corrected in place: kept with the task, in its downloads from then on.
+    weather_id = page.get_attribute("#uploads li[data-name='weather.wav']", "data-task")
+    page.locator("#segments li").first.get_by_role("button", name="Edit segment 1").click()
+    page.fill("#segments textarea", "The weather today is bright and warm.")
+    page.click("#segments .seg-form button[type=submit]")
+    expect(page.locator("#segments li").first).to_contain_text("bright and warm")
+    corrected = httpx.get(f"{base_url}/tasks/{weather_id}/transcript?format=txt",
+                          headers=headers).text
+    assert corrected.startswith("The weather today is bright and warm."), corrected
+    expect(page.locator("#downloads a")).to_have_count(4)
+
     # Delete the failed task (confirmed), then forget the key.
     page.once("dialog", lambda dialog: dialog.accept())
     failed_row.get_by_role("button", name=re.compile("^Delete")).click()

@@ -4,6 +4,7 @@
 
 import { api, taskLinks } from "./api.js";
 import { $, clock, h, mediaLabel, shortId, span } from "./dom.js";
+import { editButton, speakerForm } from "./edits.js";
 
 const FORMATS = ["txt", "srt", "vtt", "json"];
 const VIDEO = /\.(mp4|m4v|mov|webm|mkv|ogv)$/i;
@@ -78,10 +79,11 @@ function speakerChip(segment, names) {
   const label = String(segment.speaker);
   const index = Number.parseInt(label.replace(/\D+/g, ""), 10);
   const colour = Number.isFinite(index) ? index % SPEAKER_COLOURS : label.length % SPEAKER_COLOURS;
-  return h("span", { class: `speaker spk-${colour}` }, names[label] || label);
+  return h("span", { class: `speaker spk-${colour}`, title: label },
+    segment.speaker_name || names[label] || label);
 }
 
-function segmentItem(segment, index, names) {
+function segmentItem(segment, index, names, task, rerender) {
   const words = Array.isArray(segment.words) ? segment.words : [];
   const wordItems = [];
   const text = words.length
@@ -105,6 +107,7 @@ function segmentItem(segment, index, names) {
     }, span(segment.start, segment.end)),
     speakerChip(segment, names), " ",
     h("span", { class: "seg-text", onclick: () => seek(segment.start) }, text));
+  el.append(editButton(task, index, el, String(segment.text || "").trim(), rerender));
   return { start: segment.start, end: segment.end, el, words: wordItems };
 }
 
@@ -186,9 +189,20 @@ export async function showResult(task, { at } = {}) {
   const list = $("segments");
   $("player-box").replaceChildren();
   $("player-note").textContent = "";
+  $("speakers-box").replaceChildren();
   if (segments) {
-    const names = (task.data && task.data.speaker_names) || {};
-    const items = segments.map((segment, i) => segmentItem(segment, i, names));
+    const fixed = await corrected(task, result);
+    if (token !== generation) return;
+    const names = fixed.speaker_names || {};
+    const rerender = () => {
+      const player = $("player");
+      showResult(task, { at: player ? player.currentTime : undefined });
+    };
+    const items = fixed.segments.map((segment, i) => segmentItem(segment, i, names, task,
+      rerender));
+    const labels = [...new Set(fixed.segments.map((seg) => seg.speaker).filter(Boolean))];
+    const form = speakerForm(task, labels.map(String), names, rerender);
+    if (form) $("speakers-box").append(form);
     shown = { task, segments: items };
     list.replaceChildren(...items.map((item) => item.el));
     if (!segments.length) list.replaceChildren(h("li", { class: "note" }, "No speech found."));
@@ -207,6 +221,17 @@ export async function showResult(task, { at } = {}) {
     }
   }
   await showDownloads(task, Boolean(segments), token);
+}
+
+/** The transcript with the task's corrections applied (as every download has it). */
+async function corrected(task, result) {
+  try {
+    const fixed = await api(`/tasks/${encodeURIComponent(task.id)}/transcript?format=json`);
+    if (Array.isArray(fixed.segments)) return fixed;
+  } catch {
+    // not a transcription route's task: show the result as stored
+  }
+  return result;
 }
 
 async function showDownloads(task, transcribed, token) {
