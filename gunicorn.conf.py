@@ -10,7 +10,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 # Plus one thread per live stream an API process may hold (MAX_STREAMS, see
 # app/api/task_stream.py): open streams never take the request threads.
-threads = int(os.environ.get("WEB_THREADS", "16")) + int(os.environ.get("MAX_STREAMS", "100"))
+threads = int(os.environ.get("WEB_THREADS", "16")) + int(os.environ.get("MAX_STREAMS", "150"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "330"))
 graceful_timeout = 30
 keepalive = 5

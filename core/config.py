@@ -78,7 +78,7 @@ class Settings:
     signed_url_seconds: float = 3600.0
     # Server-Sent Events: streams one API process holds at once (more get 429) and how
     # long one lasts before the client reconnects (with Last-Event-ID).
-    max_streams: int = 100
+    max_streams: int = 150
     stream_seconds: float = 300.0
     extra: dict = field(default_factory=dict)
 
@@ -118,7 +118,7 @@ class Settings:
             retention_interval=_env_float("RETENTION_INTERVAL", 3600.0),
             url_signing_secret=os.environ.get("URL_SIGNING_SECRET") or None,
             signed_url_seconds=_env_float("SIGNED_URL_SECONDS", 3600.0),
-            max_streams=_env_int("MAX_STREAMS", 100),
+            max_streams=_env_int("MAX_STREAMS", 150),
             stream_seconds=_env_float("STREAM_SECONDS", 300.0),
         )
         values.update(overrides)

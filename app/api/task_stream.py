@@ -36,7 +36,7 @@ from core.task_watch import TaskWatch
 bp = Blueprint("task_stream", __name__, url_prefix="/tasks")
 PING_SECONDS = 15.0
 POLL_SECONDS = 1.0  # re-read interval without a listener (SQLite), and the fallback
-FALLBACK_SECONDS = 5.0  # re-read even without a wake-up (a lost watcher row)
+FALLBACK_SECONDS = 30.0  # re-read even without a wake-up (a lost watcher row)
 MIN_READ_GAP = 0.25  # progress is read at most this often per stream
 _slots_lock = threading.Lock()
 
@@ -114,12 +114,16 @@ def stream_task(db: Database, watch: TaskWatch, task_id: uuid.UUID, owner: str,
                 return
             if time.monotonic() > deadline:
                 return  # the client reconnects with Last-Event-ID
-            woken = wake.wait(max(0.0, min(interval, next_ping - time.monotonic())))
-            if time.monotonic() >= next_ping:  # keeps proxies open, finds gone clients
+            next_read = time.monotonic() + interval
+            while True:  # pings keep proxies open and find gone clients; no read for them
+                now = time.monotonic()
+                if wake.wait(max(0.0, min(next_ping, next_read) - now)):
+                    time.sleep(MIN_READ_GAP)  # throttle: a burst of changes, one read
+                    break
+                if time.monotonic() >= next_read:
+                    break
                 next_ping = time.monotonic() + PING_SECONDS
                 yield ": ping\n\n"
-            if woken:
-                time.sleep(MIN_READ_GAP)  # throttle: a burst of changes, one read
 
 
 @bp.get("/<uuid:task_id>/stream")
