@@ -198,6 +198,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, set
     expect(page.locator("#analyze-error")).to_contain_text("MediaDecodeError")
     notes_row = page.locator("#uploads li[data-name='notes.wav']")
     expect(notes_row).to_contain_text("MediaDecodeError")
+    assert not notes_row.inner_text().strip().endswith("null")  # nothing but the message
     expect(notes_row.get_by_role("button", name=re.compile("^Retry"))).to_be_visible()
 
     # Two files dropped at once: a row and a live progress bar each, both reach done.

@@ -181,8 +181,6 @@ export function showError(el, err) {
   }
   const message = err instanceof Error ? err.message : String(err);
   const lines = err instanceof ApiError ? flattenDetails(err.details) : [];
-  el.replaceChildren(
-    h("strong", {}, err.status ? `Error ${err.status}: ` : "Error: "), message,
-    lines.length ? h("ul", {}, lines.map((line) => h("li", {}, line))) : null,
-  );
+  el.replaceChildren(h("strong", {}, err.status ? `Error ${err.status}: ` : "Error: "), message);
+  if (lines.length) el.append(h("ul", {}, lines.map((line) => h("li", {}, line))));
 }
