@@ -349,3 +349,44 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, set
 
     context.close()
     assert not problems, problems
+
+
+def test_speakers_have_colours_and_names_kept_with_the_task(browser, api_server, db,
+                                                            api_key):
+    from playwright.sync_api import expect
+
+    from core import lifecycle
+
+    with db.transaction() as session:
+        task = lifecycle.create_task(session, owner="alice", endpoint="/analyze", data={
+            "media": {"url": "http://127.0.0.1:9/interview.wav"}, "options": {}})
+    with db.transaction() as session:
+        lifecycle.claim(session, task.id, worker="w@test", device="cpu")
+    with db.transaction() as session:
+        lifecycle.complete(session, task.id, {
+            "text": " Welcome. Thanks.", "language": "en", "duration": 3.0, "model": "tiny.en",
+            "segments": [
+                {"id": 0, "start": 0.0, "end": 1.5, "text": " Welcome.", "speaker": "SPEAKER_00"},
+                {"id": 1, "start": 1.5, "end": 3.0, "text": " Thanks.", "speaker": "SPEAKER_01"}]})
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    page.goto(f"{api_server}/")
+    page.fill("#key-input", api_key)
+    page.click("#key-form button[type=submit]")
+    page.locator("#task-rows tr", has_text="interview.wav").click()
+    chips = page.locator("#segments .speaker")
+    expect(chips).to_have_count(2)
+    colours = [chips.nth(i).evaluate("el => getComputedStyle(el).color") for i in (0, 1)]
+    assert colours[0] != colours[1], colours
+    expect(page.locator("#player-note")).to_contain_text("no longer stored")  # not fetched
+    page.fill("#speakers input[data-label='SPEAKER_00']", "Ana")
+    page.click("#speakers button[type=submit]")
+    expect(chips.first).to_have_text("Ana")
+    expect(chips.nth(1)).to_have_text("SPEAKER_01")
+    kept = httpx.get(f"{api_server}/tasks/{task.id}/transcript?format=json",
+                     headers={"x-api-key": api_key}).json()
+    assert kept["speaker_names"] == {"SPEAKER_00": "Ana"}
+    page.reload()  # kept with the task, not in the page
+    page.locator("#task-rows tr", has_text="interview.wav").click()
+    expect(page.locator("#segments .speaker").first).to_have_text("Ana")
+    context.close()
