@@ -21,35 +21,29 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # payload the task id: on each new task_events row, each change of progress, and the
 # task's deletion.
 NOTIFY_FUNCTIONS = """
-CREATE FUNCTION hark_notify_watched(watched uuid) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = watched AND expires_at > now())
-    THEN
-        PERFORM pg_notify('hark_task_events', watched::text);
-    END IF;
-END $$;
 CREATE FUNCTION hark_task_event_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM hark_notify_watched(NEW.task_id);
+    IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = NEW.task_id
+               AND expires_at > now()) THEN
+        PERFORM pg_notify('hark_task_events', NEW.task_id::text);
+    END IF;
     RETURN NULL;
 END $$;
-CREATE FUNCTION hark_task_progress_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION hark_task_row_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM hark_notify_watched(NEW.id);
+    IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = OLD.id
+               AND expires_at > now()) THEN
+        PERFORM pg_notify('hark_task_events', OLD.id::text);
+    END IF;
     RETURN NULL;
 END $$;
-CREATE FUNCTION hark_task_deleted_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM hark_notify_watched(OLD.id);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER tasks_deleted_notify AFTER DELETE ON tasks
-    FOR EACH ROW EXECUTE FUNCTION hark_task_deleted_notify();
 CREATE TRIGGER task_events_notify AFTER INSERT ON task_events
     FOR EACH ROW EXECUTE FUNCTION hark_task_event_notify();
 CREATE TRIGGER tasks_progress_notify AFTER UPDATE OF progress ON tasks
     FOR EACH ROW WHEN (OLD.progress IS DISTINCT FROM NEW.progress)
-    EXECUTE FUNCTION hark_task_progress_notify();
+    EXECUTE FUNCTION hark_task_row_notify();
+CREATE TRIGGER tasks_deleted_notify AFTER DELETE ON tasks
+    FOR EACH ROW EXECUTE FUNCTION hark_task_row_notify();
 """
 
 
@@ -81,8 +75,6 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
         op.execute("DROP TRIGGER IF EXISTS tasks_deleted_notify ON tasks")
         op.execute("DROP TRIGGER IF EXISTS task_events_notify ON task_events")
-        op.execute("DROP FUNCTION IF EXISTS hark_task_deleted_notify()")
-        op.execute("DROP FUNCTION IF EXISTS hark_task_progress_notify()")
+        op.execute("DROP FUNCTION IF EXISTS hark_task_row_notify()")
         op.execute("DROP FUNCTION IF EXISTS hark_task_event_notify()")
-        op.execute("DROP FUNCTION IF EXISTS hark_notify_watched(uuid)")
     op.drop_table("task_watchers")
