@@ -4,7 +4,7 @@
 connection (channel ``hark_task_events``). While a process has streams open for a task
 it keeps a ``task_watchers`` row, so the database notifies that task's events and
 progress changes (triggers of migration 0009) and nothing else: tasks nobody watches
-cost the workers one index probe per status move. A notification only wakes the
+cost one index probe per trail entry or progress change. A notification only wakes the
 task's streams, which read what changed themselves. Without a listener (SQLite) the
 streams re-read on a short interval.
 """
