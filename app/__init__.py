@@ -55,6 +55,9 @@ def register_blueprints(app: Flask) -> None:
         index,
         me,
         openai_compat,
+        task_edits,
+        task_media,
+        task_stream,
         tasks,
         webhooks,
         workers,
@@ -63,6 +66,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(task_media.bp)
+    app.register_blueprint(task_edits.bp)
+    app.register_blueprint(task_stream.bp)
     app.register_blueprint(analyze.bp)
     app.register_blueprint(index.bp)
     app.register_blueprint(collections.bp)

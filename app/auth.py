@@ -9,6 +9,7 @@ from flask import Flask, current_app, g, request
 
 from app.errors import APIError
 from app.extensions import db, principals
+from app.signed_links import TOKEN_PARAM, principal_from_token
 from core.keys import Principal, find_principal
 
 
@@ -47,6 +48,10 @@ def authenticate() -> None:
         return
     view = current_app.view_functions.get(request.endpoint)
     if view is None or getattr(view, "_public", False):
+        return
+    token = request.args.get(TOKEN_PARAM)
+    if token and getattr(view, "_signed_ok", False) and not _presented_key():
+        g.principal = principal_from_token(token, (request.view_args or {}).get("task_id"))
         return
     authenticate_now()
 

@@ -25,9 +25,11 @@ class APIError(Exception):
     """An error with an HTTP status, a stable machine-readable code and a message."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.code = code
         self.message = message
@@ -66,7 +68,7 @@ def _snake(name: str) -> str:
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(APIError)
     def handle_api_error(exc: APIError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.errorhandler(ValidationError)
     def handle_validation(exc: ValidationError):

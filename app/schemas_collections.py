@@ -124,6 +124,8 @@ class IndexedMediaSchema(MediaSummarySchema):
 
 class SearchHitSchema(Schema):
     media_id = fields.String(required=True)
+    task_id = fields.UUID(allow_none=True, metadata={
+        "description": "the task that indexed the media: open its transcript and media"})
     start = fields.Float()
     end = fields.Float()
     text = fields.String()

@@ -256,7 +256,7 @@ def search_collection(
     k: int,
     threads: int = 1,
 ) -> list[dict[str, Any]]:
-    """``[{"media_id", "start", "end", "text", "score"}]``, best first.
+    """``[{"media_id", "task_id", "start", "end", "text", "score"}]``, best first.
 
     ``session`` reads the hits' rows (the one that found the collection: no second
     checkout); ``load`` reads vectors when the cached snapshot of ``key`` is older than

@@ -185,13 +185,15 @@ def load_vectors(session: Session, collection_pk: int, after_id: int = 0,
 
 
 def segments_by_id(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """``{id: {"media_id", "start", "end", "text"}}`` for the segments that still exist."""
+    """``{id: {"media_id", "task_id", "start", "end", "text"}}`` for the segments that
+    still exist (``task_id``: the task that indexed the media, None if none did)."""
     if not ids:
         return {}
     rows = session.execute(
-        select(Segment.id, CollectionMedia.media_id, Segment.start, Segment.end, Segment.text)
+        select(Segment.id, CollectionMedia.media_id, CollectionMedia.task_id, Segment.start,
+               Segment.end, Segment.text)
         .join(CollectionMedia, CollectionMedia.id == Segment.media_pk)
         .where(Segment.id.in_([int(i) for i in ids]))
     )
-    return {r.id: {"media_id": r.media_id, "start": r.start, "end": r.end, "text": r.text}
-            for r in rows}
+    return {r.id: {"media_id": r.media_id, "task_id": str(r.task_id) if r.task_id else None,
+                   "start": r.start, "end": r.end, "text": r.text} for r in rows}

@@ -95,6 +95,13 @@ class Settings:
     result_retention_days: float = 0.0
     media_retention_hours: float = 0.0
     retention_interval: float = 3600.0
+    # Signed URLs for <audio> and EventSource (no key header): HMAC secret and lifetime.
+    url_signing_secret: str | None = None
+    signed_url_seconds: float = 3600.0
+    # Server-Sent Events: streams one API process holds at once (more get 429) and how
+    # long one lasts before the client reconnects (with Last-Event-ID).
+    max_streams: int = 150
+    stream_seconds: float = 300.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -133,6 +140,10 @@ class Settings:
             result_retention_days=_env_float("RESULT_RETENTION_DAYS", 0.0),
             media_retention_hours=_env_float("MEDIA_RETENTION_HOURS", 0.0),
             retention_interval=_env_float("RETENTION_INTERVAL", 3600.0),
+            url_signing_secret=os.environ.get("URL_SIGNING_SECRET") or None,
+            signed_url_seconds=_env_float("SIGNED_URL_SECONDS", 3600.0),
+            max_streams=_env_int("MAX_STREAMS", 150),
+            stream_seconds=_env_float("STREAM_SECONDS", 300.0),
         )
         values.update(overrides)
         return cls(**values)

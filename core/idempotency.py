@@ -71,8 +71,6 @@ def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> 
             select(table.c.task_id, table.c.endpoint, table.c.fingerprint,
                    table.c.created_at)
             .where(table.c.owner == owner, table.c.key == key)).one_or_none()
-        if conn.dialect.name != "postgresql":
-            conn.commit()
     if inserted is not None:
         return Claim(task_id, True, endpoint, True)
     if held is None:  # released between our insert and select: try again

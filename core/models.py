@@ -210,4 +210,10 @@ class MediaChunk(Base):
 
 
 # Tables defined in sibling modules register on Base.metadata when imported here.
-from core import models_collections, models_idempotency, models_webhooks  # noqa: E402,F401
+from core import (  # noqa: E402,F401
+    models_collections,
+    models_edits,
+    models_idempotency,
+    models_stream,
+    models_webhooks,
+)

@@ -79,6 +79,9 @@ class CompletionWaiter:
         self._connected = threading.Event()
         self._closed = threading.Event()
         self.channel: str | None = None  # this process's own, once its listener started
+        # More channels on the same connection: name -> handler(payload, or None after a
+        # reconnect, when anything may have been missed). See :meth:`add_channel`.
+        self._channels: dict[str, Callable[[str | None], None]] = {}
 
     def configure(self, database_url: str) -> None:
         """Listen on ``database_url``'s server (a ``postgresql://`` URL, any driver)."""
@@ -107,6 +110,17 @@ class CompletionWaiter:
                     if not waiters:
                         del self._subscriptions[task_id]
 
+    def add_channel(self, channel: str, handler: Callable[[str | None], None]) -> None:
+        """Also listen on ``channel`` (from the next second on if already listening) and
+        hand its payloads to ``handler``, on the listener thread: keep it short."""
+        with self._lock:
+            self._channels[channel] = handler
+
+    def ensure_listening(self) -> bool:
+        """Start this process's listener if needed; True once it is connected."""
+        self._ensure_listener()
+        return self._connected.is_set()
+
     def _ensure_listener(self) -> None:
         # Threads do not survive fork: start one per process, lazily.
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
@@ -133,12 +147,18 @@ class CompletionWaiter:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=3) as conn:
                     conn.execute(f"LISTEN {FINISHED_CHANNEL}")
                     conn.execute(f"LISTEN {self.channel}")
+                    heard = self._listen_extra(conn, set())
                     self._connected.set()
                     backoff = 0.1
                     self._wake_all()
                     while not self._closed.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._wake(note.payload)
+                            handler = self._channels.get(note.channel)
+                            if handler is not None:
+                                handler(note.payload)
+                            else:
+                                self._wake(note.payload)
+                        heard = self._listen_extra(conn, heard)
             except Exception as exc:  # reconnect on any failure; waiters re-check meanwhile
                 self._connected.clear()
                 if self._closed.is_set():
@@ -146,6 +166,13 @@ class CompletionWaiter:
                 log.warning("completion listener lost its connection: %s", exc)
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _listen_extra(self, conn: psycopg.Connection, heard: set[str]) -> set[str]:
+        with self._lock:
+            wanted = set(self._channels)
+        for channel in sorted(wanted - heard):
+            conn.execute(f"LISTEN {channel}")
+        return wanted
 
     def _wake(self, payload: str) -> None:
         matched = _ROW_ID.match(payload)
@@ -167,5 +194,8 @@ class CompletionWaiter:
     def _wake_all(self) -> None:
         with self._lock:
             waiters = [w for group in self._subscriptions.values() for w in group]
+            handlers = list(self._channels.values())
+        for handler in handlers:
+            handler(None)
         for subscription in waiters:
             subscription.event.set()

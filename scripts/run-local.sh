@@ -13,8 +13,10 @@ if [ "${1:-}" != "--serve" ]; then
     exec python -m core.embedded run -- "$0" --serve
 fi
 [ -s "$DATA_DIR/api-key" ] || python -c "import secrets; print('hk_' + secrets.token_urlsafe(32))" > "$DATA_DIR/api-key"
+[ -s "$DATA_DIR/url-signing-secret" ] || python -c "import secrets; print(secrets.token_urlsafe(32))" > "$DATA_DIR/url-signing-secret"
 [ -s "$DATA_DIR/flower-password" ] || python -c "import secrets; print(secrets.token_urlsafe(12))" > "$DATA_DIR/flower-password"
 export API_BOOTSTRAP_KEY="${API_BOOTSTRAP_KEY:-$(cat "$DATA_DIR/api-key")}"
+export URL_SIGNING_SECRET="${URL_SIGNING_SECRET:-$(cat "$DATA_DIR/url-signing-secret")}"
 export FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-admin:$(cat "$DATA_DIR/flower-password")}"
 export DIAGNOSTICS="${DIAGNOSTICS:-1}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"

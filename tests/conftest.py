@@ -77,6 +77,7 @@ def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
         "MODELS_DIR": os.environ.get("MODELS_DIR", str(Path("var/models").resolve())),
         # Concurrent test sessions share Redis: each gets its own key namespace.
         "BROKER_KEY_PREFIX": prefix,
+        "URL_SIGNING_SECRET": "test-url-signing-secret",
     }
     client = redis.Redis.from_url(BROKER_URL)
     for key in client.scan_iter(match=f"{prefix}*", count=1000):

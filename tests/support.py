@@ -174,3 +174,16 @@ def start_api(settings_env: dict[str, str], log_dir: Path, **extra: str) -> tupl
     if not proc.alive():
         raise AssertionError("API exited:\n" + proc.output()[-3000:])
     return proc, base_url
+
+
+def store_blob(session, owner: str, body: bytes, filename: str | None = None,
+               content_type: str | None = None) -> uuid.UUID:
+    """Store ``body`` as a media blob in ``session``'s transaction; returns its id."""
+    import io
+
+    from core import media_store
+
+    upload = media_store.Upload(file=io.BytesIO(body), owner=owner, size=len(body),
+                                filename=filename, content_type=content_type)
+    media_store.store(session.connection(), upload)
+    return upload.blob_id

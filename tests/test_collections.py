@@ -219,7 +219,8 @@ def test_search_ranks_by_cosine_and_follows_changes(client, auth, talks, db, app
     assert hits[0]["text"] == "m2 passage 5" and hits[0]["start"] == 10.0
     assert hits[0]["end"] == 11.5 and 0.9 < hits[0]["score"] <= 1.0
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
-    assert set(hits[0]) == {"media_id", "start", "end", "text", "score"}
+    assert set(hits[0]) == {"media_id", "task_id", "start", "end", "text", "score"}
+    assert hits[0]["task_id"] is None  # stored without a task (an /index task's id else)
     loads = (cache.full_loads, cache.partial_loads)
     # Added media: the cached matrix is extended, and the new best match is found.
     query_vectors["exact 77"] = unit(77)

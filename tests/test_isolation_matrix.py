@@ -23,6 +23,7 @@ from app.openapi import admin_only
 from core import collections_store, lifecycle
 from core.models import utcnow
 from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
+from tests.support import store_blob
 
 # Path parameters that name a resource, and what kind. A route with any other parameter
 # fails test_every_path_parameter_is_classified until it is added here.
@@ -77,9 +78,11 @@ def call(client, method: str, url: str, headers: dict, endpoint: str):
 
 def make_resources(client, db, headers: dict, owner: str, tag: str) -> dict:
     """One of each resource for ``owner``; ``tag`` marks every piece of its data."""
-    with db.transaction() as session:
+    with db.transaction() as session:  # a URL task whose fetched copy the worker kept
+        blob_id = store_blob(session, owner, tag.encode() * 99, f"{tag}.wav", "audio/wav")
         task = lifecycle.create_task(session, owner=owner, endpoint="/analyze", data={
-            "media": {"url": f"http://127.0.0.1:9/{tag}.wav", "filename": f"{tag}.wav"},
+            "media": {"url": f"http://127.0.0.1:9/{tag}.wav", "filename": f"{tag}.wav",
+                      "blob_id": str(blob_id)},
             "options": {"model": "tiny.en"}})
         task_id = task.id
     with db.transaction() as session:

@@ -8,6 +8,7 @@ from typing import Any
 
 from workers import context
 from workers.media import fetch_media
+from workers.media_copy import keep_fetched_copy
 from workers.runner import TaskContext
 
 
@@ -19,6 +20,7 @@ def transcribe_media(ctx: TaskContext, progress_scale: float = 1.0) -> dict[str,
     settings = context.settings()
     with tempfile.TemporaryDirectory(prefix="hark-task-") as folder:
         path = fetch_media(context.database(), ctx.data["media"], Path(folder), settings)
+        keep_fetched_copy(context.database(), ctx.task_id, ctx.owner, ctx.data["media"], path)
         ctx.check_cancelled()
         return run_transcription(str(path), dict(ctx.data.get("options") or {}), ctx.device,
                                  progress=lambda pct: ctx.progress(pct * progress_scale),

@@ -30,9 +30,10 @@ def fetch_media(db: Database, media: dict[str, Any], folder: Path, settings: Set
         try:
             with db.session() as session:
                 media_store.write_to(session, uuid.UUID(media["blob_id"]), path)
+            return path
         except KeyError:
-            raise MediaFetchError("the uploaded media is no longer stored") from None
-        return path
+            if "url" not in media:  # a URL task's kept copy expired: download it again
+                raise MediaFetchError("the uploaded media is no longer stored") from None
     if "url" in media:
         download(media["url"], path, settings)
         return path

@@ -24,7 +24,7 @@ from app.schemas import (
     decode_cursor,
     encode_cursor,
 )
-from core import dispatch, lifecycle, media_store
+from core import dispatch, lifecycle, media_store, task_edits
 from core.models import Task, TaskCount, TaskEvent
 from core.status import RETRYABLE, TaskStatus
 from core.task_reads import read_task
@@ -122,6 +122,8 @@ def get_transcript(task_id: uuid.UUID):
         raise APIError(409, "not_ready", f"the transcript is not ready: task is {task.status}")
     result = task.result.get("transcript", task.result) if task.endpoint == "/index" \
         else task.result
+    with db.session() as session:  # corrections kept with the task (PATCH /tasks/<id>)
+        result = task_edits.apply(result, task_edits.load(session, task.id))
     body, content_type = transcripts.render(result, fmt)
     return Response(body, content_type=content_type)
 

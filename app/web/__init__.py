@@ -1,8 +1,10 @@
-"""The web page at ``/``: plain HTML, CSS and one ES module served by Flask, no build step.
+"""The web page at ``/``: plain HTML, CSS and ES modules served by Flask, no build step.
 
 The page and its assets are public; the API key is typed into the page, kept in the
-browser's ``localStorage`` and sent as ``x-api-key`` by ``fetch``. Every response of this
-blueprint carries a strict Content-Security-Policy (same-origin only, no inline script).
+browser's ``localStorage`` and sent as ``x-api-key`` by ``fetch``. The player and the
+live stream, which cannot send headers, use signed URLs (``POST /tasks/<id>/links``).
+Every response of this blueprint carries a strict Content-Security-Policy (same-origin
+only, no inline script).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self'",
+    "media-src 'self'",
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",

@@ -1,14 +1,16 @@
-// Hark's web page: one ES module, no framework, no build step.
-// Every string that comes from the API reaches the page through textContent or
-// setAttribute (see h() below), never through innerHTML.
+// Hark's web page: ES modules, no framework, no build step. This one wires the page:
+// the key, submitting, the opened task (live progress, then its workspace), the tasks
+// table and search. Every string from the API reaches the page as text (see dom.js).
+
+import { api, follow, hasApiKey, setApiKey, showError } from "./api.js";
+import { $, h, mediaLabel, plural, shortId, span, when } from "./dom.js";
+import { dropZone, stopAll, submitFiles } from "./uploads.js";
+import { clearResult, showResult } from "./workspace.js";
 
 const KEY_STORAGE = "hark.apiKey";
-const POLL_MS = 700;
 const PAGE_SIZE = 20;
 const STATUSES = ["created", "assigned", "running", "completed", "failed", "not_finished"];
 const RETRYABLE = new Set(["failed", "not_finished"]);
-const TRANSCRIBING = new Set(["/analyze", "/index"]);
-const FORMATS = ["txt", "srt", "vtt"];
 const STATUS_TEXT = {
   created: "Queued",
   assigned: "Queued",
@@ -16,149 +18,8 @@ const STATUS_TEXT = {
   not_finished: "Interrupted, will be retried",
   completed: "Done",
   failed: "Failed",
+  deleted: "Deleted",
 };
-
-const $ = (id) => document.getElementById(id);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- DOM helpers ---------------------------------------------------------------------
-
-/** createElement with attributes and children; strings become text nodes. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
-function clock(seconds) {
-  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "--:--.-";
-  const tenths = Math.max(0, Math.round(seconds * 10));
-  const hours = Math.floor(tenths / 36000);
-  const minutes = Math.floor((tenths % 36000) / 600);
-  const rest = ((tenths % 600) / 10).toFixed(1).padStart(4, "0");
-  const mmss = `${String(minutes).padStart(2, "0")}:${rest}`;
-  return hours ? `${hours}:${mmss}` : mmss;
-}
-
-const span = (start, end) => `[${clock(start)} – ${clock(end)}]`;
-const shortId = (id) => String(id).slice(0, 8);
-const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-
-function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return String(iso);
-  return date.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
-}
-
-function mediaLabel(task) {
-  const media = (task.data && task.data.media) || {};
-  return media.filename || media.url || (media.blob_id ? "upload" : "");
-}
-
-// ---- API -----------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, code, message, details) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
-  }
-}
-
-const NETWORK_ERROR = "could not reach the API (network error)";
-let apiKey = "";
-
-function apiErrorFrom(status, statusText, body) {
-  const ok = body && typeof body === "object";
-  const message = ok && typeof body.message === "string" ? body.message
-    : `${status} ${statusText || "error"}`;
-  return new ApiError(status, ok ? body.error : "http_error", message, ok ? body.details : null);
-}
-
-/** fetch with the key; resolves to parsed JSON (or the Response with raw), throws ApiError. */
-async function api(path, { method = "GET", json, raw = false } = {}) {
-  const headers = { "x-api-key": apiKey, accept: "application/json" };
-  let body;
-  if (json !== undefined) {
-    headers["content-type"] = "application/json";
-    body = JSON.stringify(json);
-  }
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body, cache: "no-store" });
-  } catch {
-    throw new ApiError(0, "network_error", NETWORK_ERROR);
-  }
-  if (!response.ok) {
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      // not JSON (a proxy's error page): the status line is all we have
-    }
-    throw apiErrorFrom(response.status, response.statusText, data);
-  }
-  return raw ? response : response.json();
-}
-
-/** Multipart POST with upload progress (fetch cannot report it). */
-function upload(path, form, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", path);
-    xhr.setRequestHeader("x-api-key", apiKey);
-    xhr.setRequestHeader("accept", "application/json");
-    xhr.responseType = "json";
-    xhr.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) onProgress(event.loaded / event.total);
-    });
-    xhr.addEventListener("load", () => {
-      if (xhr.status >= 200 && xhr.status < 300 && xhr.response) resolve(xhr.response);
-      else reject(apiErrorFrom(xhr.status, xhr.statusText, xhr.response));
-    });
-    xhr.addEventListener("error", () => reject(new ApiError(0, "network_error", NETWORK_ERROR)));
-    xhr.send(form);
-  });
-}
-
-function flattenDetails(details, prefix = "") {
-  if (details === null || details === undefined) return [];
-  if (Array.isArray(details)) {
-    const leaves = details.filter((d) => typeof d !== "object");
-    const text = leaves.length ? [`${prefix || "request"}: ${leaves.join(" ")}`] : [];
-    return text.concat(details.filter((d) => d && typeof d === "object")
-      .flatMap((d) => flattenDetails(d, prefix)));
-  }
-  if (typeof details === "object") {
-    return Object.entries(details)
-      .flatMap(([key, value]) => flattenDetails(value, prefix ? `${prefix}.${key}` : key));
-  }
-  return [`${prefix || "request"}: ${details}`];
-}
-
-function showError(el, err) {
-  if (!err) {
-    el.replaceChildren();
-    return;
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  const lines = err instanceof ApiError ? flattenDetails(err.details) : [];
-  el.replaceChildren(
-    h("strong", {}, err.status ? `Error ${err.status}: ` : "Error: "), message,
-    lines.length ? h("ul", {}, lines.map((line) => h("li", {}, line))) : null,
-  );
-}
 
 // ---- health --------------------------------------------------------------------------
 
@@ -187,7 +48,7 @@ function enableKeyedForms(on) {
 }
 
 async function useKey(key, { remember }) {
-  apiKey = key;
+  setApiKey(key);
   const status = $("key-status");
   status.textContent = "Checking the key…";
   try {
@@ -201,7 +62,7 @@ async function useKey(key, { remember }) {
     loadTasks(true);
     return true;
   } catch (err) {
-    apiKey = "";
+    setApiKey("");
     enableKeyedForms(false);
     status.className = "note bad";
     status.textContent = err.status === 401
@@ -214,12 +75,12 @@ async function useKey(key, { remember }) {
 
 function forgetKey() {
   localStorage.removeItem(KEY_STORAGE);
-  apiKey = "";
-  watching += 1;
-  watchedId = null;
+  setApiKey("");
+  stopWatching();
+  stopAll();
   enableKeyedForms(false);
-  revokeDownloads();
-  for (const id of ["job", "transcript", "tasks-empty", "load-more"]) $(id).hidden = true;
+  clearResult();
+  for (const id of ["job", "tasks-empty", "load-more"]) $(id).hidden = true;
   for (const id of ["task-rows", "results", "collection-select", "analyze-error", "tasks-error",
     "search-error", "task-counts", "search-note"]) $(id).replaceChildren();
   const status = $("key-status");
@@ -229,10 +90,15 @@ function forgetKey() {
 
 // ---- transcribe ----------------------------------------------------------------------
 
-let watching = 0; // generation of the task being watched: a newer one stops older polls
 let watchedId = null;
+let stopWatch = () => {};
 let announced = "";
-let downloadUrls = [];
+
+function stopWatching() {
+  stopWatch();
+  stopWatch = () => {};
+  watchedId = null;
+}
 
 function setSource(source) {
   $("file-row").hidden = source !== "file";
@@ -244,7 +110,7 @@ function showJob(text, percent, label = text) {
   $("job").hidden = false;
   $("job-status").textContent = text;
   $("job-progress").value = value;
-  // Screen readers hear status changes and every quarter, not each poll.
+  // Screen readers hear status changes and every quarter, not each update.
   const news = `${label}, ${Math.floor(value / 25) * 25} %`;
   if (news !== announced) {
     announced = news;
@@ -252,38 +118,57 @@ function showJob(text, percent, label = text) {
   }
 }
 
-async function submitAnalyze(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const button = $("analyze-submit");
-  showError($("analyze-error"), null);
+function analyzeOptions(form) {
   const options = { model: form.model.value, word_timestamps: form.word_timestamps.checked };
   const language = form.language.value.trim();
   if (language) options.language = language;
+  return options;
+}
+
+const uploadHooks = {
+  open: (id) => openTask(id),
+  first: (id) => {
+    loadTasks(true);
+    openTask(id);
+  },
+  changed: (id, state, final) => {
+    updateRow(id, state);
+    if (final) loadTasks(true);
+  },
+};
+
+async function sendFiles(files) {
+  if (!hasApiKey()) return;
+  showError($("analyze-error"), null);
+  const button = $("analyze-submit");
   button.disabled = true;
-  watching += 1;
-  $("transcript").hidden = true;
+  try {
+    await submitFiles(files, analyzeOptions($("analyze-form")), uploadHooks);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function submitAnalyze(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  showError($("analyze-error"), null);
+  if (form.source.value === "file") {
+    const files = [...$("file-input").files];
+    if (!files.length) showError($("analyze-error"), new Error("choose a file to upload"));
+    else await sendFiles(files);
+    return;
+  }
+  const button = $("analyze-submit");
+  const url = $("url-input").value.trim();
+  button.disabled = true;
   let submitted;
   try {
-    if (form.source.value === "file") {
-      const file = $("file-input").files[0];
-      if (!file) throw new Error("choose a file to upload");
-      const body = new FormData();
-      body.append("file", file, file.name);
-      for (const [name, value] of Object.entries(options)) body.append(name, String(value));
-      showJob(`Uploading ${file.name}…`, 0);
-      submitted = await upload("/analyze?defer=true", body, (fraction) => {
-        showJob(`Uploading ${file.name}… ${Math.round(fraction * 100)} %`, fraction * 100,
-          `Uploading ${file.name}`);
-      });
-    } else {
-      const url = $("url-input").value.trim();
-      if (!url) throw new Error("give the URL of an audio or video file");
-      showJob("Submitting…", 0);
-      submitted = await api("/analyze?defer=true", {
-        method: "POST", json: { media: { url }, ...options },
-      });
-    }
+    if (!url) throw new Error("give the URL of an audio or video file");
+    showJob("Submitting…", 0);
+    submitted = await api("/analyze?defer=true", {
+      method: "POST", json: { media: { url }, ...analyzeOptions(form) },
+    });
   } catch (err) {
     $("job").hidden = true;
     showError($("analyze-error"), err);
@@ -295,106 +180,42 @@ async function submitAnalyze(event) {
   openTask(submitted.task_id);
 }
 
-/** Poll the task until it completes or fails, showing progress, then its result. */
-async function openTask(id) {
-  const token = ++watching;
+/** Follow the task live (stream, else polling), then show its workspace. */
+function openTask(id, { at } = {}) {
+  stopWatching();
   watchedId = id;
   showError($("analyze-error"), null);
-  $("transcript").hidden = true;
+  clearResult();
   showJob(`Task ${shortId(id)}: loading…`, 0);
-  let delay = POLL_MS;
-  while (token === watching) {
+  stopWatch = follow(id, async (state, final) => {
+    if (watchedId !== id) return;
+    const done = state.status === "completed";
+    const label = STATUS_TEXT[state.status] || state.status;
+    showJob(`${label}: task ${shortId(id)}, ${done ? 100 : state.progress || 0} %`,
+      done ? 100 : state.progress, label);
+    updateRow(id, state);
+    if (!final) return;
+    loadCounts();
+    if (state.status === "deleted") {
+      $("job").hidden = true;
+      return;
+    }
     let task;
     try {
       task = await api(`/tasks/${encodeURIComponent(id)}`);
-      delay = POLL_MS;
     } catch (err) {
-      if (token !== watching) return;
       showError($("analyze-error"), err);
-      if (err.status === 401 || err.status === 404) {
-        $("job").hidden = true;
-        return;
-      }
-      delay = Math.min(delay * 2, 8000); // the API or its database is down: back off
-      await sleep(delay);
-      continue;
-    }
-    if (token !== watching) return;
-    showError($("analyze-error"), null);
-    const done = task.status === "completed";
-    const label = STATUS_TEXT[task.status] || task.status;
-    const media = mediaLabel(task);
-    showJob(`${label}: task ${shortId(task.id)}${media ? ` (${media})` : ""}, `
-      + `${done ? 100 : task.progress || 0} %`, done ? 100 : task.progress, label);
-    replaceTaskRow(task);
-    if (done || task.status === "failed") {
-      loadCounts();
-      if (done && task.endpoint === "/index") loadCollections();
-      if (done) await showResult(task);
-      else showError($("analyze-error"), new Error(
-        task.error ? `${task.error.type}: ${task.error.message}` : "the task failed"));
       return;
     }
-    await sleep(delay);
-  }
-}
-
-function revokeDownloads() {
-  for (const url of downloadUrls) URL.revokeObjectURL(url);
-  downloadUrls = [];
-}
-
-async function showResult(task) {
-  const article = $("transcript");
-  const result = task.endpoint === "/index" && task.result && task.result.transcript
-    ? task.result.transcript : task.result || {};
-  const segments = Array.isArray(result.segments) ? result.segments : null;
-  revokeDownloads();
-  const meta = [
-    ["Task", h("code", { title: task.id }, shortId(task.id))],
-    ["Media", mediaLabel(task) || "—"],
-  ];
-  if (segments) {
-    meta.push(["Language", result.language || "—"], ["Duration", `${clock(result.duration)}`],
-      ["Model", result.model || "—"], ["Segments", String(segments.length)]);
-  }
-  $("transcript-meta").replaceChildren(...meta.flatMap(([term, value]) => [
-    h("div", {}, h("dt", {}, term), h("dd", {}, value)),
-  ]));
-  $("transcript-title").textContent = segments ? "Transcript" : "Result";
-  const list = $("segments");
-  if (segments) {
-    list.replaceChildren(...segments.map((segment) => h("li", {},
-      h("span", { class: "ts" }, span(segment.start, segment.end)), " ",
-      h("span", { class: "seg-text" }, Array.isArray(segment.words) && segment.words.length
-        ? segment.words.flatMap((w, i) => [i ? " " : null,
-          h("span", { class: "word", title: span(w.start, w.end) }, String(w.word).trim())])
-        : String(segment.text || "").trim()))));
-    if (!segments.length) list.replaceChildren(h("li", { class: "note" }, "No speech found."));
-  } else {
-    list.replaceChildren(h("li", {}, h("pre", {}, JSON.stringify(task.result, null, 2))));
-  }
-  article.hidden = false;
-  const downloads = $("downloads");
-  downloads.replaceChildren();
-  if (!segments || !TRANSCRIBING.has(task.endpoint)) return;
-  downloads.append("Download: ");
-  const base = (mediaLabel(task).split("/").pop() || "").replace(/\.[^.]*$/, "")
-    || `transcript-${shortId(task.id)}`;
-  const token = watching;
-  const links = await Promise.all(FORMATS.map(async (format) => {
-    try {
-      const response = await api(
-        `/tasks/${encodeURIComponent(task.id)}/transcript?format=${format}`, { raw: true });
-      const url = URL.createObjectURL(await response.blob());
-      downloadUrls.push(url);
-      return h("a", { href: url, download: `${base}.${format}`, class: "download" },
-        format.toUpperCase());
-    } catch (err) {
-      return h("span", { class: "bad", title: err.message }, `${format.toUpperCase()} unavailable`);
-    }
-  }));
-  if (token === watching) downloads.append(...links);
+    if (watchedId !== id) return;
+    const media = mediaLabel(task);
+    showJob(`${label}: task ${shortId(id)}${media ? ` (${media})` : ""}, `
+      + `${done ? 100 : task.progress || 0} %`, done ? 100 : task.progress, label);
+    if (done && task.endpoint === "/index") loadCollections();
+    if (done) await showResult(task, { at });
+    else showError($("analyze-error"), new Error(
+      task.error ? `${task.error.type}: ${task.error.message}` : "the task failed"));
+  }, (err) => showError($("analyze-error"), err));
 }
 
 // ---- tasks ---------------------------------------------------------------------------
@@ -464,6 +285,17 @@ function findRow(id) {
   return [...$("task-rows").children].find((row) => row.dataset.id === id);
 }
 
+/** Show a streamed state in the task's row (the row is rebuilt when the task ends). */
+function updateRow(id, state) {
+  const row = findRow(id);
+  if (!row || state.status === "deleted") return;
+  const progress = state.status === "completed" ? 100 : state.progress || 0;
+  const badge = row.querySelector(".badge");
+  badge.className = `badge s-${state.status}`;
+  badge.textContent = state.status;
+  row.querySelector("td.num").textContent = `${progress} %`;
+}
+
 function replaceTaskRow(task) {
   const row = findRow(task.id);
   const fresh = taskRow(task);
@@ -518,10 +350,9 @@ async function deleteTask(id) {
     if (row) row.remove();
     $("tasks-empty").hidden = $("task-rows").children.length > 0;
     if (watchedId === id) {
-      watching += 1;
-      watchedId = null;
+      stopWatching();
       $("job").hidden = true;
-      $("transcript").hidden = true;
+      clearResult();
     }
     loadCounts();
   } catch (err) {
@@ -575,7 +406,15 @@ async function submitSearch(event) {
         h("span", { class: "ts" }, span(hit.start, hit.end)), " ",
         h("span", { class: "score" },
           `score ${typeof hit.score === "number" ? hit.score.toFixed(3) : "?"}`)),
-      h("p", {}, String(hit.text || "").trim()))));
+      h("p", {}, String(hit.text || "").trim()),
+      hit.task_id ? h("button", {
+        type: "button", class: "secondary open-hit",
+        "aria-label": `Open ${hit.media_id} at ${span(hit.start, hit.end)}`,
+        onclick: () => {
+          openTask(hit.task_id, { at: hit.start });
+          $("transcribe").scrollIntoView({ block: "start" });
+        },
+      }, "Play this moment") : null)));
   } catch (err) {
     $("search-note").textContent = "";
     results.replaceChildren();
@@ -596,6 +435,7 @@ function init() {
     radio.addEventListener("change", () => setSource(radio.value));
   }
   $("analyze-form").addEventListener("submit", submitAnalyze);
+  dropZone($("drop-zone"), sendFiles);
   $("tasks-form").addEventListener("submit", (event) => {
     event.preventDefault();
     loadTasks(true);
