@@ -24,7 +24,7 @@ def finished_task(db, endpoint: str = "/analyze", owner: str = "alice"):
         lifecycle.claim(session, task.id, worker="w@test", device="cpu")
     result = RESULT if endpoint == "/analyze" else {"transcript": RESULT, "segments": 1}
     with db.transaction() as session:
-        lifecycle.complete(session, task.id, result)
+        lifecycle.complete(session, task.id, attempt=1, result=result)
     return task.id
 
 

@@ -70,7 +70,7 @@ def test_other_owners_and_purged_media_are_404(client, db, auth, other_key):
     with db.transaction() as session:  # finished: its media is no longer in use
         lifecycle.claim(session, task_id, worker="w@test", device="cpu")
     with db.transaction() as session:
-        lifecycle.complete(session, task_id, {"text": "", "segments": []})
+        lifecycle.complete(session, task_id, attempt=1, result={"text": "", "segments": []})
     assert purge_media(db, cutoff=lifecycle.utcnow()) == 1  # MEDIA_RETENTION_HOURS ran
     gone = client.get(f"/tasks/{task_id}/media", headers=auth)
     assert gone.status_code == 404 and gone.get_json()["message"] == "media not found"

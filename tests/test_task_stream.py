@@ -64,7 +64,7 @@ def test_a_finished_task_replays_its_events_and_resumes_after_last_event_id(clie
                                                                            auth):
     task_id = running_task(db)
     with db.transaction() as session:
-        lifecycle.complete(session, task_id, {"slept": 1})
+        lifecycle.complete(session, task_id, attempt=1, result={"slept": 1})
     response = client.get(f"/tasks/{task_id}/stream", headers=auth)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     assert response.headers["Cache-Control"] == "no-cache"
@@ -106,7 +106,7 @@ def test_progress_and_the_end_arrive_as_they_happen(client, db, auth, notified_o
         assert lifecycle.heartbeat(session, task_id, progress=40)
     assert reader.next_message()["data"]["progress"] == 40
     with db.transaction() as session:
-        lifecycle.complete(session, task_id, {"slept": 1})
+        lifecycle.complete(session, task_id, attempt=1, result={"slept": 1})
     assert reader.next_message()["data"]["type"] == "completed"
     assert reader.next_message()["data"]["status"] == "completed"
     assert reader.next_message()["event"] == "end"

@@ -363,7 +363,7 @@ def test_speakers_have_colours_and_names_kept_with_the_task(browser, api_server,
     with db.transaction() as session:
         lifecycle.claim(session, task.id, worker="w@test", device="cpu")
     with db.transaction() as session:
-        lifecycle.complete(session, task.id, {
+        lifecycle.complete(session, task.id, attempt=1, result={
             "text": " Welcome. Thanks.", "language": "en", "duration": 3.0, "model": "tiny.en",
             "segments": [
                 {"id": 0, "start": 0.0, "end": 1.5, "text": " Welcome.", "speaker": "SPEAKER_00"},

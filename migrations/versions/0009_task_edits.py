@@ -48,16 +48,14 @@ CREATE TRIGGER tasks_deleted_notify AFTER DELETE ON tasks
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
     op.create_table(
         "task_watchers",
         sa.Column("task_id", sa.Uuid(), primary_key=True),
         sa.Column("watcher", sa.String(100), primary_key=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        prefixes=["UNLOGGED"] if postgres else [],
+        prefixes=["UNLOGGED"],
     )
-    if postgres:
-        op.execute(NOTIFY_FUNCTIONS)
+    op.execute(NOTIFY_FUNCTIONS)
     op.create_table(
         "task_edits",
         sa.Column("task_id", sa.Uuid(), primary_key=True),
@@ -71,10 +69,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("task_edits")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
-        op.execute("DROP TRIGGER IF EXISTS tasks_deleted_notify ON tasks")
-        op.execute("DROP TRIGGER IF EXISTS task_events_notify ON task_events")
-        op.execute("DROP FUNCTION IF EXISTS hark_task_row_notify()")
-        op.execute("DROP FUNCTION IF EXISTS hark_task_event_notify()")
+    op.execute("DROP TRIGGER IF EXISTS tasks_progress_notify ON tasks")
+    op.execute("DROP TRIGGER IF EXISTS tasks_deleted_notify ON tasks")
+    op.execute("DROP TRIGGER IF EXISTS task_events_notify ON task_events")
+    op.execute("DROP FUNCTION IF EXISTS hark_task_row_notify()")
+    op.execute("DROP FUNCTION IF EXISTS hark_task_event_notify()")
     op.drop_table("task_watchers")
