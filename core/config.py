@@ -92,6 +92,10 @@ class Settings:
     result_retention_days: float = 0.0
     media_retention_hours: float = 0.0
     retention_interval: float = 3600.0
+    # Models the API accepts while no worker reports what it can run (``MODELS``), and the
+    # one a request without ``model`` gets (``WHISPER_MODEL``, as the workers use).
+    models: tuple[str, ...] = ("tiny.en", "base")
+    default_model: str = "tiny.en"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +133,9 @@ class Settings:
             result_retention_days=_env_float("RESULT_RETENTION_DAYS", 0.0),
             media_retention_hours=_env_float("MEDIA_RETENTION_HOURS", 0.0),
             retention_interval=_env_float("RETENTION_INTERVAL", 3600.0),
+            models=tuple(name.strip() for name in
+                         os.environ.get("MODELS", "tiny.en,base").split(",") if name.strip()),
+            default_model=os.environ.get("WHISPER_MODEL") or "tiny.en",
         )
         values.update(overrides)
         return cls(**values)
