@@ -153,7 +153,7 @@ def keys_revoke(key_id: str) -> None:
               help="Rows deleted per transaction.")
 def retention_purge(batch_size: int) -> None:
     """Delete what RESULT_RETENTION_DAYS and MEDIA_RETENTION_HOURS let expire, now."""
-    from workers.retention import enabled, purge_expired
+    from core.retention import enabled, purge_expired
 
     settings = current_app.config["HARK"]
     if not enabled(settings):

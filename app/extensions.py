@@ -31,7 +31,7 @@ principals = cast(PrincipalCache, _extension("principals"))
 
 
 def init_extensions(app: Flask, settings: Settings) -> None:
-    from workers.celery_app import make_celery
+    from core.celery_config import make_celery
 
     waiter_ = CompletionWaiter()
     waiter_.configure(settings.database_url)
@@ -39,7 +39,7 @@ def init_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["hark"] = {
         "db": database,
         # Publishes by task name; the API never imports task code or models.
-        "celery": make_celery(settings, with_tasks=False),
+        "celery": make_celery(settings),
         "waiter": waiter_,
         "principals": PrincipalCache(ttl=settings.key_cache_seconds),
     }

@@ -20,6 +20,7 @@ from werkzeug.datastructures import FileStorage
 from app.auth import current_principal
 from app.bodies import json_object, unstorable
 from app.errors import APIError
+from core.media_probe import probe_duration
 from core.media_store import Upload
 from core.netguard import UnsafeURLError, check_url
 
@@ -127,8 +128,6 @@ def _clean_content_type(content_type: str | None) -> str | None:
 def _prepare_upload(stream, filename: str | None,
                     content_type: str | None) -> tuple[dict[str, Any], Upload]:
     """Copy the upload to a temporary file and check its size and duration."""
-    from workers.asr.audio import probe_duration
-
     settings = current_app.config["HARK"]
     filename, content_type = _clean_filename(filename), _clean_content_type(content_type)
     tmp = tempfile.NamedTemporaryFile(prefix="hark-upload-", dir=_tmp_dir())  # noqa: SIM115

@@ -32,7 +32,7 @@ class PlatformCollector:
         self.app = app
 
     def collect(self):
-        from app.api.workers import online_workers
+        from core.worker_models import online_workers
 
         ext = self.app.extensions["hark"]
         settings = self.app.config["HARK"]

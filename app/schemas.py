@@ -105,7 +105,9 @@ class WorkerSchema(Schema):
     role = fields.String()
     device = fields.String()
     queues = fields.List(fields.String())
-    models = fields.List(fields.String())
+    models = fields.List(fields.String(), metadata={"description": "Loaded models"})
+    available = fields.List(fields.String(),
+                            metadata={"description": "Models this process can run"})
     current_task = fields.UUID(allow_none=True)
     tasks = fields.Dict(keys=fields.String(), values=fields.Integer())
     started_at = fields.DateTime()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.schemas import HTTP_URL, StrictBoolean
+from core.events import ALL_EVENTS
 from core.models_webhooks import URL_MAX
-from workers.events import ALL_EVENTS
 
 EVENT = fields.String(validate=validate.OneOf(ALL_EVENTS))
 MAX_GRACE_SECONDS = 7 * 24 * 3600

@@ -27,15 +27,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from core import collections_store as store
 from core.db import Database
 
-Loader = Callable[[int], tuple[np.ndarray, np.ndarray]]
+if TYPE_CHECKING:  # numpy is imported on first use, so an API that never searches skips it
+    import numpy as np
+
+Loader = Callable[[int], "tuple[np.ndarray, np.ndarray]"]
 """``load(after_id) -> (ids, matrix)``: the collection's rows with id > after_id."""
 
 
@@ -100,6 +102,8 @@ class Snapshot:
             return replace(self, version=version)
         if not n:
             return Snapshot(version, self.reset_version, ids, matrix)
+        import numpy as np
+
         spare_ids, spare_matrix = self.spare_ids, self.spare_matrix
         if spare_ids is None or spare_matrix is None or len(spare_ids) < n + m:
             capacity = max(int((n + m) * GROWTH), n + m + MIN_SPARE_ROWS)
@@ -191,6 +195,8 @@ def top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np
 
     Ties go to the lower row (the older segment).
     """
+    import numpy as np
+
     n = len(matrix)
     k = max(0, min(int(k), n))
     if k == 0:

@@ -1,6 +1,6 @@
 """Raw Celery: the floor the round-trip and drain benchmarks compare the platform with.
 
-The platform's own broker settings (``workers.celery_app.celery_config``: acks late,
+The platform's own broker settings (``core.celery_config.celery_config``: acks late,
 prefetch 1, the same Redis transport options and key prefix) plus a Redis result backend,
 and one trivial task on the ``raw`` queue. Start a worker of it with
 :func:`start_raw_worker`; call ``noop.delay().get()`` for a round trip.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from celery import Celery
 
+from core.celery_config import celery_config
 from core.config import Settings
 from tests.support import Process, platform_env, wait_for
-from workers.celery_app import celery_config
 
 RAW_QUEUE = "raw"
 

@@ -1,5 +1,5 @@
 """Purge throughput: expired finished tasks (with their events and some uploads) deleted
-by :func:`workers.retention.purge_expired` on a scratch PostgreSQL database.
+by :func:`core.retention.purge_expired` on a scratch PostgreSQL database.
 
     .venv/bin/python -m bench.retention_bench --expired 100000 --fresh 100000
 
@@ -20,8 +20,8 @@ import psycopg
 
 from core.config import Settings
 from core.db import Database
+from core.retention import BATCH_SIZE, purge_expired
 from tests.support import database_url_of, pg_admin_url
-from workers.retention import BATCH_SIZE, purge_expired
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retention.json"
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import utcnow
 from core.models_collections import Collection, CollectionMedia, Segment
 
-VECTOR_DTYPE = np.dtype("<f4")
+if TYPE_CHECKING:
+    import numpy as np
+
+# Stored vectors: little-endian float32. numpy is imported where vectors are handled, so
+# an API process that never searches does not load it.
+VECTOR_DTYPE = "<f4"
 
 
 class CollectionNotFound(Exception):
@@ -74,6 +78,8 @@ def _lock_and_bump(session: Session, where: Any, *, reset: bool) -> int | None:
 
 
 def vector_bytes(vector: np.ndarray) -> bytes:
+    import numpy as np
+
     return np.ascontiguousarray(vector, dtype=VECTOR_DTYPE).tobytes()
 
 
@@ -166,6 +172,8 @@ def load_vectors(session: Session, collection_pk: int, after_id: int = 0,
     """(ids int64, vectors float32 (n, dim)) of the collection's segments with id > after_id,
     in id order. Rows come in binary (bytea as raw bytes, not hex text: a 100k-segment
     collection loads several times faster) from a server-side cursor."""
+    import numpy as np
+
     ids: list[int] = []
     chunks: list[bytes] = []
     raw = session.connection().connection.driver_connection

@@ -102,6 +102,10 @@ class Settings:
     # long one lasts before the client reconnects (with Last-Event-ID).
     max_streams: int = 150
     stream_seconds: float = 300.0
+    # Models the API accepts while no worker reports what it can run (``MODELS``), and the
+    # one a request without ``model`` gets (``WHISPER_MODEL``, as the workers use).
+    models: tuple[str, ...] = ("tiny.en", "base")
+    default_model: str = "tiny.en"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -144,6 +148,9 @@ class Settings:
             signed_url_seconds=_env_float("SIGNED_URL_SECONDS", 3600.0),
             max_streams=_env_int("MAX_STREAMS", 150),
             stream_seconds=_env_float("STREAM_SECONDS", 300.0),
+            models=tuple(name.strip() for name in
+                         os.environ.get("MODELS", "tiny.en,base").split(",") if name.strip()),
+            default_model=os.environ.get("WHISPER_MODEL") or "tiny.en",
         )
         values.update(overrides)
         return cls(**values)

@@ -123,7 +123,8 @@ class TaskEvent(Base):
 
 
 class WorkerPresence(Base):
-    """A live worker pool process: where it runs, what it does, what it has loaded.
+    """A live worker pool process: where it runs, what it does, what it can run and what
+    it has loaded.
 
     Each process upserts its row every heartbeat interval; a row not refreshed for three
     intervals is offline. ``stats`` carries cumulative counters for ``/metrics``.
@@ -139,6 +140,9 @@ class WorkerPresence(Base):
     device: Mapped[str] = mapped_column(String(50))
     queues: Mapped[Any] = mapped_column(JSONType, nullable=False)
     models: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    # Models this process can run (loaded or not); the API accepts their union.
+    available: Mapped[Any] = mapped_column(JSONType, nullable=False, default=list,
+                                           server_default=text("'[]'::jsonb"))
     current_task: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     stats: Mapped[Any] = mapped_column(JSONType, nullable=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

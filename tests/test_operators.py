@@ -37,7 +37,9 @@ def test_metrics_needs_admin_and_reports_the_platform(client, auth, admin_key, w
     def scrape():
         text = client.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"}) \
             .get_data(as_text=True)
-        return 'hark_worker_tasks{outcome="failed"' in text and text
+        # Each pool process reports its own counts on its next beat: wait for both.
+        return ('hark_worker_tasks{outcome="failed"' in text
+                and 'hark_worker_tasks{outcome="completed"' in text and text)
 
     text = wait_for(scrape, timeout=15, message="worker stats to reach /metrics")
     assert 'hark_tasks{status="completed"} 1.0' in text

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from core import dispatch
+from core.celery_config import make_celery
 from core.publisher import redis_publisher
-from workers.celery_app import make_celery
 
 # Fields that differ between any two publishes, or that we set on purpose.
 _VOLATILE = {("properties", "delivery_tag"), ("properties", "reply_to"),
@@ -33,7 +33,7 @@ def _without_volatile(message: dict) -> dict:
 
 @pytest.mark.parametrize("priority", [0, 4, 9])
 def test_same_message_as_send_task(settings, priority):
-    app = make_celery(settings, with_tasks=False)
+    app = make_celery(settings)
     task_id = str(uuid.uuid4())
     broker_pri = dispatch.broker_priority(priority, settings.broker_url)
     queue = f"publisher-test-{uuid.uuid4().hex[:6]}"
@@ -51,8 +51,7 @@ def test_same_message_as_send_task(settings, priority):
 def test_other_brokers_use_send_task(settings):
     from dataclasses import replace
 
-    app = make_celery(replace(settings, broker_url="amqp://guest@127.0.0.1//"),
-                      with_tasks=False)
+    app = make_celery(replace(settings, broker_url="amqp://guest@127.0.0.1//"))
     assert redis_publisher(app) is None
 
 
@@ -67,7 +66,7 @@ def test_many_threads_publish_at_once(settings):
     """More publishing threads than kombu's pool has connections: all land, none refused."""
     from concurrent.futures import ThreadPoolExecutor
 
-    app = make_celery(settings, with_tasks=False)
+    app = make_celery(settings)
     publisher = redis_publisher(app)
     queue = f"publisher-load-{uuid.uuid4().hex[:6]}"
     ids = [str(uuid.uuid4()) for _ in range(640)]

@@ -15,8 +15,8 @@ from core.config import Settings
 from core.db import Database
 from core.models import MediaBlob, MediaChunk, Task, TaskCount, TaskEvent, utcnow
 from core.models_collections import Collection, CollectionMedia, Segment
+from core.retention import RETENTION_TASK, purge_expired
 from core.status import TaskStatus
-from workers.retention import RETENTION_TASK, purge_expired
 
 DAY = timedelta(days=1)
 
@@ -230,7 +230,7 @@ def test_a_purge_skips_while_another_runs(db, keep_30_days):
     """Concurrent purges (beat and the CLI): the second skips instead of racing."""
     from sqlalchemy import text
 
-    from workers.retention import _ADVISORY_LOCK
+    from core.retention import _ADVISORY_LOCK
 
     add_task(db, "completed", age=31 * DAY)
     with db.engine.connect() as conn:
@@ -243,7 +243,8 @@ def test_a_purge_skips_while_another_runs(db, keep_30_days):
 
 
 def test_beat_schedules_retention_only_when_configured(tmp_path):
-    from workers.celery_app import beat_schedule, celery_config, make_celery
+    from core.celery_config import beat_schedule, celery_config
+    from workers.celery_app import make_worker_celery
 
     base = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
     assert "retention" not in beat_schedule(base)
@@ -253,7 +254,7 @@ def test_beat_schedules_retention_only_when_configured(tmp_path):
         entry = celery_config(configured)["beat_schedule"]["retention"]
         assert entry == {"task": RETENTION_TASK, "schedule": 600,
                          "options": {"queue": "maintenance", "expires": 600}}
-    celery = make_celery(base)
+    celery = make_worker_celery(base)
     celery.loader.import_default_modules()
     assert RETENTION_TASK == "hark.retention" and RETENTION_TASK in celery.tasks
 

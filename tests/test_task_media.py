@@ -11,9 +11,9 @@ import pytest
 from app.signed_links import make_token
 from core import lifecycle, media_store
 from core.media_store import CHUNK_BYTES
+from core.retention import purge_media
 from tests.support import store_blob
 from workers.media_copy import keep_fetched_copy
-from workers.retention import purge_media
 
 BODY = os.urandom(2 * CHUNK_BYTES + 12_345)  # three chunks, the last one short
 

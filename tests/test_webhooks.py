@@ -28,13 +28,13 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from app.commands import ROOT
 from core import dispatch, lifecycle
 from core.db import make_engine
+from core.events import COMPLETED
 from core.models import Task, utcnow
 from core.models_webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from core.netguard import UnsafeURLError
 from core.webhook_signing import verify
 from tests.support import fresh_database, start_worker, wait_for
 from workers import sweeper, webhook_http, webhooks
-from workers.events import COMPLETED
 from workers.start import worker_argv
 from workers.webhooks import Outcome, SendResult, WebhookSettings
 

@@ -8,7 +8,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from core.dispatch import MAINTENANCE_QUEUE
-from workers.events import WEBHOOKS_QUEUE
+from core.events import WEBHOOKS_QUEUE
 
 _DEVICE = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
 

@@ -1,5 +1,6 @@
-"""Each worker process announces itself: device, queues, current task, loaded models and
-cumulative counters, upserted into ``worker_presence`` every heartbeat interval.
+"""Each worker process announces itself: device, queues, current task, the models it can
+run (the API accepts their union) and those it has loaded, and cumulative counters,
+upserted into ``worker_presence`` every heartbeat interval.
 
 ``GET /workers`` and ``/metrics`` read these rows, so they see every worker on every
 machine through the database alone.
@@ -80,13 +81,26 @@ class Presence:
         models = loaded_models()
         stats["model_load_seconds"] = models
         stats["gpu_memory_bytes"] = gpu_memory_bytes()
-        return {"models": sorted(models), "stats": stats}
+        return {"models": sorted(models), "available": self.available(), "stats": stats}
+
+    def available(self) -> list[str]:
+        """Models a model worker can run (its registry); none for an events worker."""
+        if self.role != "model":
+            return []
+        from workers.asr.registry import available_models
+
+        try:
+            return available_models()
+        except RuntimeError as exc:  # an unreadable MODELS_REGISTRY: report none
+            log.warning("model registry: %s", exc)
+            return []
 
     def beat(self) -> None:
         snap = self.snapshot()
         row = WorkerPresence(
             id=self.id, node=self.node, host=socket.gethostname(), pid=os.getpid(),
             role=self.role, device=self.device, queues=self.queues, models=snap["models"],
+            available=snap["available"],
             current_task=self.current_task, stats=snap["stats"], started_at=self.started_at,
             last_seen=utcnow())
         try:

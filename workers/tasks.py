@@ -8,8 +8,8 @@ from dataclasses import asdict
 from celery import current_app, shared_task
 
 from core.dispatch import EXECUTE_TASK, SWEEP_TASK
+from core.retention import RETENTION_TASK
 from workers import context, retention, runner, sweeper
-from workers.retention import RETENTION_TASK
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +44,5 @@ def sweep_task() -> dict:
 
 @shared_task(name=RETENTION_TASK, ignore_result=True)
 def retention_task() -> dict:
-    """Delete expired finished tasks and stored media (see :mod:`workers.retention`)."""
+    """Delete expired finished tasks and stored media (see :mod:`core.retention`)."""
     return retention.purge_expired(context.database(), context.settings())

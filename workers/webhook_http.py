@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import socket
 import ssl
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,60 +22,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from core.netguard import UnsafeURLError, check_url
+from core.webhooks import DEFAULT_RETRY_SCHEDULE, WebhookSettings  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-# Standard Webhooks' suggestion: retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
-DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 USER_AGENT = "Hark-Webhooks/1"
-@dataclass(frozen=True)
-class WebhookSettings:
-    """Delivery settings, from ``WEBHOOK_*`` environment variables."""
-
-    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
-    # Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter].
-    retry_jitter: float = 0.2
-    connect_timeout: float = 5.0
-    # The whole request (connect, send, response and body), in seconds.
-    timeout: float = 10.0
-    max_response_bytes: int = 64 * 1024
-    allow_private: bool = False
-    # After a rotation the previous secret keeps signing this long (unless asked otherwise).
-    secret_grace: float = 24 * 3600.0
-    # Finished deliveries (and their attempts) are deleted after this many days.
-    retention_days: float = 30.0
-    max_per_owner: int = 100
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> WebhookSettings:
-        def number(name: str, default: float) -> float:
-            value = environ.get(name)
-            return float(value) if value else default
-
-        values: dict[str, Any] = dict(
-            retry_schedule=parse_schedule(environ.get("WEBHOOK_RETRY_SCHEDULE", "")),
-            retry_jitter=number("WEBHOOK_RETRY_JITTER", 0.2),
-            connect_timeout=number("WEBHOOK_CONNECT_TIMEOUT", 5.0),
-            timeout=number("WEBHOOK_TIMEOUT", 10.0),
-            allow_private=environ.get("WEBHOOK_ALLOW_PRIVATE", "").strip().lower()
-            in {"1", "true", "yes", "on"},
-            secret_grace=number("WEBHOOK_SECRET_GRACE", 24 * 3600.0),
-            retention_days=number("WEBHOOK_RETENTION_DAYS", 30.0),
-            max_per_owner=int(number("WEBHOOK_MAX_PER_OWNER", 100)),
-        )
-        values.update(overrides)
-        return cls(**values)
-
-
-def parse_schedule(value: str) -> tuple[float, ...]:
-    """``"5,300,1800"`` -> delays in seconds before each retry; empty means the default."""
-    if not value.strip():
-        return DEFAULT_RETRY_SCHEDULE
-    delays = tuple(float(part) for part in value.split(",") if part.strip())
-    if any(delay < 0 for delay in delays):
-        raise ValueError("WEBHOOK_RETRY_SCHEDULE holds negative delays")
-    return delays
-
 
 class Outcome(StrEnum):
     """What an attempt decided for its delivery."""

@@ -13,8 +13,8 @@ from functools import cache
 
 from celery import shared_task
 
+from core.events import RECOVER_TASK
 from workers import context, webhooks
-from workers.events import RECOVER_TASK
 
 
 @cache

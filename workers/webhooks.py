@@ -14,35 +14,40 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
 
 from core import webhook_signing
 from core.db import Database
 from core.models import Task, utcnow
 from core.models_webhooks import (
-    CallbackSecret,
     DeliveryStatus,
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
 )
 from core.schemas import TaskSchema
-from core.task_sql import DELIVERIES_CHANNEL
-from workers.webhook_http import (  # noqa: F401  (re-exported)
+from core.webhooks import (  # noqa: F401  (re-exported)
     DEFAULT_RETRY_SCHEDULE,
+    WebhookSettings,
+    active_secrets,
+    callback_secret,
+    callback_url,
+    parse_schedule,
+    redeliver,
+    rotate_secret,
+    wake_relay,
+    wants,
+)
+from workers.webhook_http import (  # noqa: F401  (re-exported)
     USER_AGENT,
     Outcome,
     SendResult,
-    WebhookSettings,
     classify,
     describe,
-    parse_schedule,
     retry_delay,
     send,
 )
@@ -54,80 +59,13 @@ LEASE_MARGIN = 60.0
 _task_schema = TaskSchema()
 
 
-# --- secrets -------------------------------------------------------------------------
-
-
-def active_secrets(row: Webhook | CallbackSecret, now: datetime) -> list[str]:
-    """The secrets that sign now: the current one, and the previous during its grace."""
-    found = [row.secret]
-    expires = row.previous_secret_expires_at
-    if row.previous_secret and expires is not None and expires > now:
-        found.append(row.previous_secret)
-    return found
-
-
-def rotate_secret(row: Webhook | CallbackSecret, grace_seconds: float, now: datetime) -> None:
-    """Give ``row`` a new secret; the old one keeps signing for ``grace_seconds``."""
-    if grace_seconds > 0:
-        row.previous_secret = row.secret
-        row.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
-    else:
-        row.previous_secret = None
-        row.previous_secret_expires_at = None
-    row.secret = webhook_signing.generate_secret()
-    row.updated_at = now
-
-
-def callback_secret(db: Database, owner: str) -> CallbackSecret:
-    """The owner's one-off callback secret, created on first use."""
-    with db.session() as session:
-        row = session.get(CallbackSecret, owner)
-    if row is not None:
-        return row
-    now = utcnow()
-    try:
-        with db.transaction() as session:
-            session.add(CallbackSecret(owner=owner, secret=webhook_signing.generate_secret(),
-                                       created_at=now, updated_at=now))
-    except IntegrityError:  # created by a concurrent request or worker
-        pass
-    with db.session() as session:
-        row = session.get(CallbackSecret, owner)
-    assert row is not None
-    return row
-
-
 # --- recording events ----------------------------------------------------------------
-
-
-def wants(events: Any, event: str) -> bool:
-    """Whether an ``events`` filter (None: all) selects ``event``."""
-    if events is None:
-        return True
-    if isinstance(events, str):
-        events = [events]
-    return isinstance(events, list) and event in events
-
-
-def callback_url(data: Any, event: str) -> str | None:
-    """The task's one-off ``webhook`` URL if it asked for ``event`` (``webhook_events``)."""
-    if not isinstance(data, dict):
-        return None
-    url = data.get("webhook")
-    if not isinstance(url, str) or not url:
-        return None
-    return url if wants(data.get("webhook_events"), event) else None
 
 
 def build_payload(event: str, task: Task, timestamp: datetime) -> str:
     """The body: ``{"type", "timestamp", "data"}``, ``data`` as ``GET /tasks/<id>`` has it."""
     body = {"type": event, "timestamp": timestamp.isoformat(), "data": _task_schema.dump(task)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-
-
-def wake_relay(session) -> None:
-    """Wake the delivery relays when the caller's transaction commits."""
-    session.execute(text(f"SELECT pg_notify('{DELIVERIES_CHANNEL}', '')"))
 
 
 # --- one attempt ---------------------------------------------------------------------
@@ -258,28 +196,6 @@ def _finish(db: Database, delivery: WebhookDelivery, attempt: int, result: SendR
 
 
 # --- redelivery and recovery ---------------------------------------------------------
-
-
-def redeliver(db: Database, delivery_id: uuid.UUID) -> WebhookDelivery | None:
-    """Send a finished delivery again (same webhook-id and body), with a fresh retry series.
-
-    None if it is not finished (still pending or sending).
-    """
-    now = utcnow()
-    with db.transaction() as session:
-        delivery = session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id,
-                   WebhookDelivery.status.in_([DeliveryStatus.SUCCEEDED.value,
-                                               DeliveryStatus.FAILED.value]))
-            .values(status=DeliveryStatus.PENDING.value, retry_from=WebhookDelivery.attempts + 1,
-                    due_at=now, finished_at=None, updated_at=now)
-            .returning(WebhookDelivery)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).scalar_one_or_none()
-        if delivery is not None:
-            wake_relay(session)
-    return delivery
 
 
 @dataclass

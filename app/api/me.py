@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from app.auth import current_principal
+from app.extensions import db
 from app.openapi import doc
 from app.schemas import MeSchema, ModelsSchema
+from core.worker_models import accepted_models
 
 bp = Blueprint("me", __name__)
 
@@ -26,9 +28,10 @@ def me():
 
 
 @bp.get("/models")
-@doc("Transcription models this platform can run", tag="Analyze",
+@doc("Transcription models online workers can run (else the configured list)", tag="Analyze",
      responses={200: ModelsSchema})
 def models():
-    from workers.asr.registry import DEFAULT_MODEL, available_models
-
-    return jsonify({"models": available_models(), "default": DEFAULT_MODEL})
+    settings = current_app.config["HARK"]
+    with db.session() as session:
+        names = accepted_models(session, settings)
+    return jsonify({"models": names, "default": settings.default_model})

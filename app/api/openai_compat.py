@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app import openai_errors
 from app.api.analyze import analyze_endpoint, check_model, split_request
 from app.errors import APIError
+from app.extensions import db
 from app.media_input import form_fields, multipart_upload, store_upload
 from app.openai_errors import openai_error
 from app.openai_format import render
@@ -32,6 +33,7 @@ from app.schemas_openai import (
     form_schema,
     upload_form,
 )
+from core.worker_models import accepted_models
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 openai_errors.register(bp)
@@ -130,17 +132,18 @@ def translations():
 
 
 def _models() -> list[dict[str, Any]]:
-    from workers.asr.registry import available_models
-
+    with db.session() as session:
+        names = accepted_models(session, current_app.config["HARK"])
     return [{"id": name, "object": "model", "created": 0, "owned_by": "hark"}
-            for name in [ALIAS, *available_models()]]
+            for name in [ALIAS, *names]]
 
 
 @bp.get("/models")
 @doc("Models (OpenAI-compatible)", tag="OpenAI", responses={200: OpenAIModelListSchema},
      errors=OpenAIErrorSchema)
 def list_models():
-    """``whisper-1`` (the default model, ``WHISPER_MODEL``) and every registry model."""
+    """``whisper-1`` (the default model, ``WHISPER_MODEL``) and every model the API
+    accepts (what online workers can run, else ``MODELS``)."""
     return jsonify({"object": "list", "data": _models()})
 
 

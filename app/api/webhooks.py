@@ -33,11 +33,11 @@ from app.schemas_webhooks import (
     WebhookUpdate,
     WebhookWithSecretSchema,
 )
+from core import webhooks
 from core.models import utcnow
 from core.models_webhooks import CallbackSecret, Webhook, WebhookAttempt, WebhookDelivery
 from core.netguard import UnsafeURLError, check_url
 from core.webhook_signing import generate_secret
-from workers import webhooks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 webhook_schema = WebhookSchema()

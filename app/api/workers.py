@@ -1,28 +1,17 @@
 """``GET /workers`` (admin): online workers, their device and queues, the task each is
-running and the models each has loaded, from the presence rows workers keep fresh."""
+running, the models each can run and has loaded, from the presence rows workers keep fresh."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import select
 
 from app.auth import admin_required
 from app.extensions import db
 from app.openapi import doc
 from app.schemas import WorkersSchema
-from core.models import WorkerPresence, utcnow
+from core.worker_models import online_workers
 
 bp = Blueprint("workers", __name__)
-
-
-def online_workers(session, heartbeat_interval: float) -> list[WorkerPresence]:
-    """Presence rows refreshed within three heartbeat intervals."""
-    cutoff = utcnow() - timedelta(seconds=3 * heartbeat_interval + 1)
-    stmt = (select(WorkerPresence).where(WorkerPresence.last_seen >= cutoff)
-            .order_by(WorkerPresence.node, WorkerPresence.pid))
-    return list(session.scalars(stmt))
 
 
 @bp.get("/workers")
@@ -35,6 +24,7 @@ def list_workers():
     return jsonify({"workers": [{
         "id": w.id, "node": w.node, "host": w.host, "pid": w.pid, "role": w.role,
         "device": w.device, "queues": w.queues, "models": w.models,
+        "available": w.available or [],
         "current_task": str(w.current_task) if w.current_task else None,
         "tasks": (w.stats or {}).get("tasks", {}),
         "started_at": w.started_at.isoformat(), "last_seen": w.last_seen.isoformat(),
