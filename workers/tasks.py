@@ -7,9 +7,10 @@ from dataclasses import asdict
 
 from celery import current_app, shared_task
 
+from core import retention
 from core.dispatch import EXECUTE_TASK, SWEEP_TASK
 from core.retention import RETENTION_TASK
-from workers import context, retention, runner, sweeper
+from workers import context, runner, sweeper
 
 log = logging.getLogger(__name__)
 
