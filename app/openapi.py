@@ -43,18 +43,20 @@ def doc(
     responses: dict[int, Any] | None = None,
     description: str | None = None,
     errors: type[Schema] | None = None,
+    body_required: bool = True,
 ) -> Callable:
     """Attach OpenAPI metadata to a view. ``responses`` maps status to a schema (JSON),
     a media type string (e.g. ``"text/plain"``), a ``{media type: schema or None}`` dict
     (None: a string), or None (no body). ``errors``: the error body's schema when it is
-    not the platform's (the /v1 routes answer in OpenAI's shape)."""
+    not the platform's (the /v1 routes answer in OpenAI's shape). ``body_required=False``:
+    the request body may be left out."""
 
     def decorate(view: Callable) -> Callable:
         view._openapi = {  # type: ignore[attr-defined]
             "summary": summary, "tag": tag, "query": query, "body": body,
             "multipart": multipart, "responses": responses or {200: None},
             "description": description or (view.__doc__ or "").strip() or None,
-            "errors": errors,
+            "errors": errors, "body_required": body_required,
         }
         return view
 
@@ -115,7 +117,7 @@ def _operation(meta: dict, path_params: list[dict], view: Callable) -> dict:
     if meta["multipart"] is not None:
         content["multipart/form-data"] = {"schema": meta["multipart"]}
     if content:
-        op["requestBody"] = {"required": True, "content": content}
+        op["requestBody"] = {"required": meta.get("body_required", True), "content": content}
     op["responses"] = {str(code): _response(code, value)
                        for code, value in meta["responses"].items()}
     error = {"description": "Error", "content": {"application/json": {

@@ -26,10 +26,16 @@ class StrictFloat(fields.Float):
 
 
 class StrictBoolean(fields.Boolean):
-    """``true`` or ``false`` only (JSON bodies)."""
+    """``true`` or ``false`` only (JSON bodies): not ``0``/``1``, which compare equal to
+    them in Python."""
 
     truthy = {True}
     falsy = {False}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class TaskCountSchema(Schema):

@@ -62,11 +62,10 @@ def create_key(
 
 
 def ensure_bootstrap_key(session: Session, raw: str) -> ApiKey:
-    """Make sure an admin key with exactly this value exists (compose, scripts)."""
+    """Make sure an admin key with exactly this value exists (compose, scripts). A key
+    an operator revoked stays revoked: a restart never brings it back."""
     existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw)))
     if existing is not None:
-        existing.revoked_at = None
-        existing.is_admin = True
         return existing
     key, _ = create_key(session, name="bootstrap", owner="admin", is_admin=True, raw=raw)
     return key

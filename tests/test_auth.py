@@ -2,9 +2,10 @@
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from core.models import ApiKey
+from core.keys import hash_key
+from core.models import ApiKey, utcnow
 
 
 def test_health_is_public(client):
@@ -66,6 +67,23 @@ def test_bootstrap_key_is_ensured_at_start(settings, db):
     with db.session() as session:
         keys = session.scalars(select(ApiKey).where(ApiKey.is_admin.is_(True))).all()
     assert len(keys) == 1 and keys[0].key_hash == hashlib.sha256(raw.encode()).hexdigest()
+
+
+def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(settings, db):
+    from dataclasses import replace
+
+    from app import create_app
+
+    raw = "hk_bootstrap_revoked_0123456789"
+    create_app(replace(settings, api_bootstrap_key=raw))
+    with db.transaction() as session:
+        session.execute(update(ApiKey).where(ApiKey.key_hash == hash_key(raw))
+                        .values(revoked_at=utcnow()))
+    restarted = create_app(replace(settings, api_bootstrap_key=raw, key_cache_seconds=0))
+    assert restarted.test_client().get("/me", headers={"x-api-key": raw}).status_code == 401
+    with db.session() as session:
+        assert session.scalar(select(ApiKey.revoked_at)
+                              .where(ApiKey.key_hash == hash_key(raw))) is not None
 
 
 def test_me_and_models(client, api_key, admin_key):

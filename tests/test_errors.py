@@ -106,3 +106,11 @@ def test_api_recovers_when_database_returns(settings, api_key, app, db):
         conn.commit()
     statuses = [client.get("/tasks/count", headers=headers).status_code for _ in range(3)]
     assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+
+
+def test_booleans_in_json_bodies_are_true_or_false_only(client, auth):
+    for value in (0, 1, "true"):
+        response = client.post("/diagnostics/sleep?defer=true", headers=auth,
+                               json={"seconds": 0, "fail": value})
+        assert response.status_code == 400, value
+        assert "fail" in response.get_json()["details"]

@@ -60,3 +60,14 @@ def test_v1_routes_document_openai_errors(client):
         "file", "model"}
     assert "language" not in spec["components"]["schemas"]["OpenAITranslationUpload"][
         "properties"]
+
+
+def test_transcript_types_and_optional_rotation_bodies_are_documented(client, auth):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    transcript = paths["/tasks/{task_id}/transcript"]["get"]["responses"]["200"]["content"]
+    assert {"text/plain", "application/x-subrip", "text/vtt", "application/json"} <= \
+        set(transcript)
+    for path in ("/webhooks/{webhook_id}/rotate-secret", "/webhooks/callback-secret/rotate"):
+        assert paths[path]["post"]["requestBody"]["required"] is False
+    # ... and the API does take a rotation with no body.
+    assert client.post("/webhooks/callback-secret/rotate", headers=auth).status_code == 200

@@ -107,7 +107,8 @@ def get_task_events(task_id: uuid.UUID):
 
 @bp.get("/<uuid:task_id>/transcript")
 @doc("A finished transcript as txt, srt, vtt or json", tag="Tasks", query=TranscriptArgs,
-     responses={200: "text/plain"})
+     responses={200: {"text/plain": None, "application/x-subrip": None, "text/vtt": None,
+                      "application/json": None}})
 def get_transcript(task_id: uuid.UUID):
     """A finished transcription as ``txt`` (default), ``srt``, ``vtt`` or ``json``."""
     fmt = request.args.get("format", "txt")

@@ -165,6 +165,7 @@ def delete_webhook(webhook_id: uuid.UUID):
 
 @bp.post("/<uuid:webhook_id>/rotate-secret")
 @doc("Rotate a subscription's secret", tag="Webhooks", body=RotateSecretRequest,
+     body_required=False,
      responses={200: WebhookWithSecretSchema})
 def rotate_webhook_secret(webhook_id: uuid.UUID):
     """A new secret; the old one also signs for ``grace_seconds`` (default a day)."""
@@ -189,6 +190,7 @@ def get_callback_secret():
 
 @bp.post("/callback-secret/rotate")
 @doc("Rotate the callback secret", tag="Webhooks", body=RotateSecretRequest,
+     body_required=False,
      responses={200: CallbackSecretSchema})
 def rotate_callback_secret():
     body = _rotate_body()
