@@ -171,9 +171,11 @@ def transcribe_many(
     word_timestamps: bool = False,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    window_done: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
-    batches. Each result equals ``transcribe(model, audio, ...)`` for that audio."""
+    batches. Each result equals ``transcribe(model, audio, ...)`` for that audio.
+    ``window_done(i)`` is called after each decoded window of audio ``i``."""
     check_compatible(model, language, task)
     batch_size = max(1, int(batch_size))
     fp16 = model.device.type == "cuda"
@@ -227,6 +229,9 @@ def transcribe_many(
                 for seg in segs:
                     seg["text"] = tok.decode(seg["tokens"])
                 raw[i].extend(segs)
+            if window_done is not None:
+                for _, i, _, _ in batch:
+                    window_done(i)
             done += len(batch)
             if progress is not None:
                 progress(int(100 * done / len(windows)))
