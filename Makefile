@@ -33,7 +33,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/generate_sync.py --check
 
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	./scripts/services.sh
 	$(BIN)/python -m bench.run_all
 

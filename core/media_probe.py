@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import wave
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -64,12 +65,22 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def probe_duration(path: str) -> float | None:
-    """Container duration in seconds from ffmpeg's ``Duration:`` line (None if unknown)."""
+    """Duration in seconds: a WAV header, else ffmpeg's ``Duration:`` line (None if unknown
+    or if ffmpeg is not installed)."""
     try:
         url = check_file(path)
     except MediaDecodeError:
         return None
-    cmd = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-protocol_whitelist", "file", "-i", url]
+    try:
+        with wave.open(path, "rb") as fh:
+            return fh.getnframes() / fh.getframerate()
+    except (wave.Error, EOFError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        binary = ffmpeg_binary()
+    except RuntimeError:
+        return None
+    cmd = [binary, "-nostdin", "-hide_banner", "-protocol_whitelist", "file", "-i", url]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:

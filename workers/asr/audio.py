@@ -1,8 +1,10 @@
-"""Media decoding through an ffmpeg subprocess (no torch / whisper imports).
+"""Media decoding: PCM WAV in-process, everything else through ffmpeg (no torch / whisper).
 
-Any container ffmpeg understands works (WAV, MP3, FLAC, OGG/Opus, the audio track of
-MP4/WebM/MKV...). Inputs are opened with the ``file:`` protocol only, so a crafted
-playlist cannot make ffmpeg fetch URLs.
+PCM WAV (8/16/24/32-bit integer, any rate and channel count) is read with the stdlib
+(:mod:`workers.asr.wav`), so a host without ffmpeg still transcribes WAV uploads. Any
+container ffmpeg understands works too (MP3, FLAC, OGG/Opus, float WAV, the audio track of
+MP4/WebM/MKV...). Inputs are opened with the ``file:`` protocol only, so a crafted playlist
+cannot make ffmpeg fetch URLs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.media_probe import (  # noqa: F401  (re-exported)
     ffmpeg_binary,
     probe_duration,
 )
+from workers.asr.wav import read_pcm_wav
 
 SAMPLE_RATE = 16000
 DECODE_TIMEOUT_S = float(os.environ.get("FFMPEG_TIMEOUT", "900"))
@@ -60,9 +63,15 @@ def decode_audio(
     past the limit, so a long file costs no more than an allowed one, and no probe runs).
     """
     url = check_file(path)
+    pcm = read_pcm_wav(path, sample_rate, max_seconds=max_seconds)
+    if pcm is not None:
+        if len(pcm) == 0:
+            raise MediaDecodeError("could not decode media: no audio samples decoded")
+        _check_length(len(pcm), sample_rate, max_seconds)
+        return pcm
     limit = ["-t", f"{max_seconds + 1:g}"] if max_seconds else []
     cmd = [
-        ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error",
+        _ffmpeg_or_refuse(), "-nostdin", "-hide_banner", "-loglevel", "error",
         "-protocol_whitelist", "file", "-i", url,
         "-map", "0:a:0", "-vn", "-sn", "-dn", *limit,
         "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(sample_rate), "-",
@@ -81,8 +90,21 @@ def decode_audio(
     usable = len(proc.stdout) - len(proc.stdout) % 2
     if usable == 0:
         raise MediaDecodeError("could not decode media: no audio samples decoded")
-    if max_seconds and usable / 2 > max_seconds * sample_rate:
-        raise MediaTooLong(f"media lasts more than {max_seconds:.0f} s; the limit is "
-                           f"{max_seconds:.0f} s")
+    _check_length(usable // 2, sample_rate, max_seconds)
     pcm = np.frombuffer(proc.stdout[:usable], dtype="<i2")
     return pcm.astype(np.float32) / 32768.0
+
+
+def _check_length(samples: int, sample_rate: int, max_seconds: float | None) -> None:
+    if max_seconds and samples > max_seconds * sample_rate:
+        raise MediaTooLong(f"media lasts more than {max_seconds:.0f} s; the limit is "
+                           f"{max_seconds:.0f} s")
+
+
+def _ffmpeg_or_refuse() -> str:
+    try:
+        return ffmpeg_binary()
+    except RuntimeError:
+        raise MediaDecodeError(
+            "could not decode media: this server reads only PCM WAV (ffmpeg is not installed)"
+        ) from None

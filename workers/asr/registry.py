@@ -9,7 +9,12 @@ Built-in models come from bundled pip packages in CTranslate2 format:
 Operators add models with a JSON file named by ``$MODELS_REGISTRY``::
 
     {"large-v3": {"checkpoint": "/models/large-v3.pt"},
-     "small": {"ct2_dir": "/models/faster-whisper-small"}}
+     "small": {"ct2_dir": "/models/faster-whisper-small", "quantize": "off"}}
+
+Weights on CPU: float32 unless the entry's ``quantize`` or ``$WHISPER_QUANTIZE`` (``int8`` |
+``off``; the entry wins) asks for int8 (dynamic quantization, ``workers.asr.quantize``: about
+3x faster on tiny.en, but it dropped a phrase of the real-speech corpus, see the README).
+GPUs always run the checkpoint's own weights in fp16.
 
 ``checkpoint`` is an openai-whisper ``.pt`` used as is; ``ct2_dir`` is a CTranslate2
 directory (``model.bin`` or ``model.bin.part*``, plus ``config.json``) converted on
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL: str = os.environ.get("WHISPER_MODEL", "tiny.en")
+QUANTIZE_MODES = ("int8", "off")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -125,6 +131,17 @@ def resolve_source(name: str) -> ModelSource:
             f"unknown model {name!r}; available: {', '.join(available_models()) or 'none'}"
         )
     return ct2_source(name, *[d for d in dirs if d is not None])
+
+
+def quantize_mode(name: str, device: str, requested: str | None = None) -> str:
+    """``"int8"`` or ``"off"`` for ``name`` on ``device``: ``requested``, else the registry
+    entry's ``quantize``, else ``$WHISPER_QUANTIZE``, else off; always off off-CPU."""
+    entry = _operator_entries().get(name)
+    mode = requested or (entry.get("quantize") if isinstance(entry, dict) else None)
+    mode = mode or os.environ.get("WHISPER_QUANTIZE") or "off"
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {mode!r}")
+    return mode if device == "cpu" else "off"
 
 
 def resolve_models_dir(models_dir: Path | None = None) -> Path:

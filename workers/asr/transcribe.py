@@ -26,7 +26,7 @@ from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokeni
 
 from workers.asr.audio import decode_audio
 from workers.asr.convert import apply_alignment_heads, read_alignment_heads
-from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint
+from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
 from workers.asr.segments import assemble_result, parse_segments, window_bounds
 
 TASKS = ("transcribe", "translate")
@@ -36,7 +36,7 @@ LOGPROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 SILENCE_PEAK = 1e-3  # about -60 dBFS
 
-_MODELS: dict[tuple[str, str], whisper.Whisper] = {}
+_MODELS: dict[tuple[str, str, str], whisper.Whisper] = {}
 _MODELS_LOCK = threading.Lock()
 # whisper installs forward hooks (kv-cache, attention capture) on the shared modules while
 # decoding, so a model instance must not decode in two threads at once.
@@ -52,12 +52,17 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_model(name: str, device: str) -> whisper.Whisper:
+def load_model(name: str, device: str, quantize: str | None = None) -> whisper.Whisper:
     """Load (converting on first use) a registry model. Sets ``hark_name`` and
-    ``hark_load_seconds`` (conversion + load wall time) on the returned model."""
+    ``hark_load_seconds`` (conversion + load wall time) on the returned model.
+
+    ``quantize``: ``"int8"`` (CPU only) or ``"off"``; None = the registry's choice
+    (:func:`~workers.asr.registry.quantize_mode`)."""
     t0 = time.perf_counter()
+    device = resolve_device(device)
+    mode = quantize_mode(name, device, quantize)
     path = ensure_checkpoint(name)
-    model = whisper.load_model(str(path), device=resolve_device(device))
+    model = whisper.load_model(str(path), device=device)
     heads = read_alignment_heads(path)
     if heads:
         apply_alignment_heads(model, heads)
@@ -67,14 +72,22 @@ def load_model(name: str, device: str) -> whisper.Whisper:
         except (ValueError, RuntimeError):  # dims differ: not really that model; keep default
             pass
     model.eval()
+    if mode == "int8":
+        from workers.asr.quantize import quantize_int8
+
+        quantize_int8(model)
     model.hark_name = name
     model.hark_load_seconds = time.perf_counter() - t0
     return model
 
 
-def get_model(name: str | None = None, device: str = "cpu") -> whisper.Whisper:
-    """Process-wide cached :func:`load_model` keyed by (name, device)."""
-    key = (name or DEFAULT_MODEL, resolve_device(device))
+def get_model(
+    name: str | None = None, device: str = "cpu", quantize: str | None = None
+) -> whisper.Whisper:
+    """Process-wide cached :func:`load_model` keyed by (name, device, weights)."""
+    name = name or DEFAULT_MODEL
+    device = resolve_device(device)
+    key = (name, device, quantize_mode(name, device, quantize))
     with _MODELS_LOCK:
         if key not in _MODELS:
             _MODELS[key] = load_model(*key)
@@ -84,7 +97,7 @@ def get_model(name: str | None = None, device: str = "cpu") -> whisper.Whisper:
 def model_load_times() -> dict[tuple[str, str], float]:
     """Seconds each cached (name, device) model took to load, for metrics."""
     with _MODELS_LOCK:
-        return {k: m.hark_load_seconds for k, m in _MODELS.items()}
+        return {(n, d): m.hark_load_seconds for (n, d, _), m in _MODELS.items()}
 
 
 def _inference_lock(model: whisper.Whisper) -> threading.Lock:
@@ -166,10 +179,12 @@ def transcribe_many(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
     prompt: str | None = None,
+    window_done: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
     batches. Each result equals ``transcribe(model, audio, ...)`` for that audio.
-    ``prompt``: text every window is conditioned on (Whisper's initial prompt)."""
+    ``prompt``: text every window is conditioned on (Whisper's initial prompt).
+    ``window_done(i)`` is called after each decoded window of audio ``i``."""
     check_compatible(model, language, task)
     batch_size = max(1, int(batch_size))
     fp16 = model.device.type == "cuda"
@@ -224,6 +239,9 @@ def transcribe_many(
                 for seg in segs:
                     seg["text"] = tok.decode(seg["tokens"])
                 raw[i].extend(segs)
+            if window_done is not None:
+                for _, i, _, _ in batch:
+                    window_done(i)
             done += len(batch)
             if progress is not None:
                 progress(int(100 * done / len(windows)))
