@@ -24,6 +24,7 @@ from core.netguard import UnsafeURLError, check_url
 
 SchemaFactory = Callable[[bool, bool], Schema]
 MAX_FILENAME = 255  # media_blobs.filename
+LIST_FIELDS = ("webhook_events", "hotwords")  # form fields that may repeat
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z", re.ASCII)
 
 
@@ -41,10 +42,11 @@ def read_request(
                            {"file": ["missing"]})
         _check_form(upload.filename)
         form = request.form.to_dict()
-        form.pop("webhook_events", None)
-        events = request.form.getlist("webhook_events")
-        if events:
-            form["webhook_events"] = events
+        for name in LIST_FIELDS:  # repeated form fields
+            form.pop(name, None)
+            values = request.form.getlist(name)
+            if values:
+                form[name] = values
         options = schema_for(False, False).load(form)
         check(options)
         return options, _store_upload(upload.stream, upload.filename, upload.mimetype)

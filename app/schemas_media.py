@@ -11,6 +11,7 @@ import functools
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.schemas import HTTP_URL, QUEUE_NAME, StrictBoolean
+from app.schemas_speech import SpeechOptionsSchema, speech_fields
 
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$|^[A-Za-z ]{3,30}$",
                            error="invalid language")
@@ -48,7 +49,7 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
                                  metadata=HTTP_URL),
         "webhook_events": fields.List(fields.String(validate=validate.OneOf(EVENTS)),
                                       load_default=None),
-    }
+    } | speech_fields(strict, boolean)
 
 
 def analyze_schema(strict: bool, with_media: bool, extra: dict | None = None) -> Schema:
@@ -68,7 +69,8 @@ def _build_schema(strict: bool, with_media: bool, extra: dict | None) -> Schema:
     declared = analyze_fields(strict) | (extra or {})
     if with_media:
         declared["media"] = fields.Nested(MediaSchema, required=True)
-    return Schema.from_dict(declared, name="AnalyzeRequest" if not extra else "IndexRequest")()
+    name = "AnalyzeRequest" if not extra else "IndexRequest"
+    return SpeechOptionsSchema.from_dict(declared, name=name)()
 
 
 def upload_schema(schema_for) -> Schema:
