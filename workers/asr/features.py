@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from core.prompting import PROMPT_TOKEN_LIMIT, fold_prompt
-from workers.asr.diarize import SpeakerCount, diarize
-from workers.asr.vad import SpeechMap, VadOptions, compact
+from workers.asr.diarize import SpeakerCount, diarize, get_encoder
+from workers.asr.vad import SpeechMap, VadOptions, compact, load_vad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,14 @@ class SpeechFeatures:
             prompt=fold_prompt(prompt, hotwords),
             speakers=SpeakerCount.from_options(options) if diarize_on else None,
         )
+
+    def load_models(self, device: str) -> None:
+        """Load the VAD and speaker models the task needs, so a missing package fails
+        the task before any decoding (VadUnavailable / DiarizationUnavailable)."""
+        if self.vad is not None:
+            load_vad()
+        if self.speakers is not None:
+            get_encoder(device)
 
     def check_prompt(self, tokenizer) -> None:
         """ValueError when the prompt overruns Whisper's budget with this tokenizer."""

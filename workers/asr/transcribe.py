@@ -305,6 +305,7 @@ def run_transcription(
     check_compatible(model, language, task)
     features.check_prompt(
         _tokenizer(model.is_multilingual, getattr(model, "num_languages", 99), "en", task))
+    features.load_models(str(model.device))
     audio = decode_audio(media_path, max_seconds=max_seconds)
     speech, speech_map = features.speech(audio)
     words = bool(options.get("word_timestamps", False))
