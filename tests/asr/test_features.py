@@ -119,7 +119,7 @@ def test_diarization_follows_the_turns_of_a_real_conversation(diarized, conversa
     spoken = sum(s["speaking_time"] for s in diarized["speakers"])
     assert 15 < spoken <= diarized["duration"]
     der = diarization_error_rate(reference, result_turns(diarized), collar=0.25)
-    assert der < 0.3, der
+    assert der < 0.2, der
 
 
 def test_speaker_count_options(diarized, conversation):
