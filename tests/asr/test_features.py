@@ -23,7 +23,7 @@ from workers.asr import vad as vad_module
 from workers.asr.audio import decode_audio
 from workers.asr.diarize import SpeakerCount, diarize
 from workers.asr.transcribe import run_transcription, transcribe, transcribe_many
-from workers.asr.vad import VadOptions, speech_spans
+from workers.asr.vad import SpeechMap, VadOptions, speech_spans
 
 NOISE_S = 8.0
 NAMES = "Tomorrow I will meet Siobhan Nguyen at the Qdrant office."
@@ -166,3 +166,15 @@ def test_missing_packages_fail_with_their_names(models_dir, clips, monkeypatch):
 def test_bad_feature_options(models_dir, clips, options, message):
     with pytest.raises(ValueError, match=message):
         run_transcription(str(clips["weather"]), {"model": "tiny.en", **options}, "cpu")
+
+
+def test_speech_map_puts_times_back_on_the_recording():
+    spans = SpeechMap(((16000, 32000), (64000, 80000)), 100000)  # 1-2 s and 4-5 s
+    assert [spans.to_original(t) for t in (0.0, 0.5, 1.0, 1.5)] == [1.0, 1.5, 4.0, 4.5]
+    assert spans.to_original(1.0, is_end=True) == 2.0  # an end at the join stays before it
+    assert spans.to_original(2.5, is_end=True) == 5.0  # clipped to its span
+    result = spans.restore({"duration": 2.0, "segments": [
+        {"start": 0.2, "end": 1.6, "words": [{"start": 0.9, "end": 1.2}]}]})
+    assert result["duration"] == 6.25
+    assert result["segments"][0]["start"] == 1.2 and result["segments"][0]["end"] == 4.6
+    assert result["segments"][0]["words"][0] == {"start": 1.9, "end": 4.2}

@@ -142,13 +142,18 @@ class SpeechMap:
 
     spans: tuple[tuple[int, int], ...]
     n_samples: int  # of the original audio
+    starts: tuple[int, ...] = dataclasses.field(init=False)  # of each span, compacted
+
+    def __post_init__(self) -> None:
+        starts = np.cumsum([0] + [e - s for s, e in self.spans[:-1]]).tolist()
+        object.__setattr__(self, "starts", tuple(starts))
 
     def to_original(self, seconds: float, is_end: bool = False) -> float:
-        """A time of the compacted audio -> the same instant of the original."""
+        """A time of the compacted audio -> the same instant of the original (an end
+        exactly at a join belongs to the span before it)."""
         if not self.spans:
             return seconds
-        sample = seconds * SAMPLE_RATE
-        starts = np.cumsum([0] + [e - s for s, e in self.spans[:-1]]).tolist()
+        sample, starts = seconds * SAMPLE_RATE, self.starts
         pick = bisect.bisect_left if is_end else bisect.bisect_right
         i = max(0, min(len(self.spans) - 1, pick(starts, sample) - 1))
         original = self.spans[i][0] + sample - starts[i]
