@@ -61,7 +61,10 @@ def timed(path: Path, options: dict, runs: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--config", action="append", choices=list(CONFIGS),
+                        help="run only these configurations (repeatable)")
     args = parser.parse_args()
+    wanted = set(args.config or CONFIGS)
     get_model("tiny.en", "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         paths = clips(Path(tmp))
@@ -70,6 +73,8 @@ def main() -> None:
         for clip, configs in (("dense", CONFIGS), ("sparse", dict(list(CONFIGS.items())[:2]))):
             base = None
             for name, options in configs.items():
+                if name not in wanted:
+                    continue
                 wall, cpu = timed(paths[clip], options, args.runs)
                 base = base or (wall, cpu)
                 print(f"{clip:<7} {name:<18} {wall:7.2f} {wall / base[0] - 1:+9.1%} "

@@ -21,7 +21,7 @@ from core.prompting import fold_prompt
 from workers.asr import diarize as diarize_module
 from workers.asr import vad as vad_module
 from workers.asr.audio import decode_audio
-from workers.asr.diarize import SpeakerCount, diarize
+from workers.asr.diarize import SpeakerCount, _split, diarize
 from workers.asr.transcribe import run_transcription, transcribe, transcribe_many
 from workers.asr.vad import SpeechMap, VadOptions, speech_spans
 
@@ -178,3 +178,16 @@ def test_speech_map_puts_times_back_on_the_recording():
     assert result["duration"] == 6.25
     assert result["segments"][0]["start"] == 1.2 and result["segments"][0]["end"] == 4.6
     assert result["segments"][0]["words"][0] == {"start": 1.9, "end": 4.2}
+
+
+def test_a_short_first_turn_joins_the_next():
+    words = [{"word": "Oh", "start": 0.0, "end": 0.1, "speaker": 1},
+             {"word": "hello", "start": 0.1, "end": 0.9, "speaker": 0},
+             {"word": "there", "start": 0.9, "end": 1.5, "speaker": 0}]
+    seg = {"id": 0, "start": 0.0, "end": 1.5, "text": "Oh hello there", "words": words}
+    assert [(s["text"], s["speaker"]) for s in _split(seg, "en")] == [("Oh hello there", 0)]
+    words[2]["speaker"] = 2
+    words[2]["end"] = 2.5
+    parts = _split(seg, "en")
+    assert [(s["text"], s["speaker"], s["start"], s["end"]) for s in parts] == [
+        ("Oh hello", 0, 0.0, 0.9), ("there", 2, 0.9, 2.5)]

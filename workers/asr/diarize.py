@@ -235,9 +235,8 @@ def _split(seg: dict, language: str | None) -> list[dict]:
         else:
             merged.append(run)
     if len(merged) > 1 and merged[0][-1]["end"] - merged[0][0]["start"] < MIN_TURN_S:
-        merged[1][:0] = merged.pop(0)
-    if len(merged) <= 1:
-        return [seg]
+        first = merged.pop(0)
+        merged[0][:0] = first
     joiner = "" if language in NO_SPACE_LANGUAGES else " "
     out = []
     for run in merged:
@@ -247,6 +246,8 @@ def _split(seg: dict, language: str | None) -> list[dict]:
         speaker = max(spoken, key=spoken.get)
         for word in run:
             word["speaker"] = speaker
+        if len(merged) == 1:
+            return [{**seg, "speaker": speaker}]
         out.append({**seg, "start": run[0]["start"] if out else seg["start"],
                     "end": run[-1]["end"], "text": joiner.join(w["word"] for w in run),
                     "words": run, "speaker": speaker})
