@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workers.asr.vad import one_thread
+
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 40
 WINDOW_FRAMES = 160  # 1.6 s, the encoder's training length
@@ -158,7 +160,7 @@ def window_embeddings(audio: np.ndarray, segments: list[dict], device: str
     padded = torch.nn.functional.pad(mels, (0, 0, half, half))
     batch = torch.stack([padded[c : c + WINDOW_FRAMES] for c in centres])
     encoder = get_encoder(device)
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         embeddings = torch.cat([encoder(chunk) for chunk in batch.split(256)])
     return np.array(centres) * HOP / SAMPLE_RATE, embeddings.cpu().numpy()
 
