@@ -16,7 +16,8 @@ WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall torch.
 ARG TORCH=torch==2.13.0
-RUN pip install "$TORCH" && pip install openai-whisper==20250625
+RUN pip install "$TORCH" && pip install openai-whisper==20250625 \
+    && pip install --no-deps resemblyzer==0.1.4
 COPY pyproject.toml README.md ./
 COPY client ./client
 RUN mkdir -p core app workers \

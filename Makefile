@@ -16,6 +16,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)"
 	# openai-whisper without triton (CUDA-only, ~1 GB); its other needs come from [models].
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	# Only the weights of Resemblyzer's voice encoder are used (its librosa/webrtcvad front
+	# end is not); pyannote.audio only for the two-speaker test recording it ships.
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 pyannote.audio==4.0.7
 	$(BIN)/pip install -q -e ".[models,test,embedded]" -e ./client
 	touch $@
 

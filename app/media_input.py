@@ -26,6 +26,7 @@ from core.netguard import UnsafeURLError, check_url
 
 SchemaFactory = Callable[[bool, bool], Schema]
 MAX_FILENAME = 255  # media_blobs.filename
+LIST_FIELDS = ("webhook_events", "hotwords")  # form fields that may repeat
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z", re.ASCII)
 
 
@@ -39,7 +40,7 @@ def read_request(
     """
     if request.mimetype == "multipart/form-data":
         upload = multipart_upload()
-        options = schema_for(False, False).load(form_fields(("webhook_events",)))
+        options = schema_for(False, False).load(form_fields(LIST_FIELDS))
         check(options)
         return (options, *store_upload(upload))
     if not request.is_json:

@@ -11,10 +11,10 @@ import functools
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.schemas import HTTP_URL, QUEUE_NAME, StrictBoolean
+from app.schemas_speech import SpeechOptionsSchema, speech_fields
 
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$|^[A-Za-z ]{3,30}$",
                            error="invalid language")
-PROMPT_MAX_CHARS = 1000
 EVENTS = ["task.started", "task.completed", "task.failed", "task.not_finished"]
 
 
@@ -41,9 +41,6 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
         "task": fields.String(validate=validate.OneOf(["transcribe", "translate"]),
                               load_default="transcribe"),
         "word_timestamps": boolean(load_default=False),
-        # Whisper's initial prompt (a minimal pass-through; budgeted in tokens later).
-        "prompt": fields.String(validate=validate.Length(max=PROMPT_MAX_CHARS),
-                                load_default=None),
         "priority": fields.Integer(strict=strict, validate=validate.Range(min=0, max=9),
                                    load_default=0),
         "device": fields.String(validate=validate.OneOf(["cpu", "gpu"]), load_default=None),
@@ -52,7 +49,7 @@ def analyze_fields(strict: bool) -> dict[str, fields.Field]:
                                  metadata=HTTP_URL),
         "webhook_events": fields.List(fields.String(validate=validate.OneOf(EVENTS)),
                                       load_default=None),
-    }
+    } | speech_fields(strict, boolean)
 
 
 def analyze_schema(strict: bool, with_media: bool, extra: dict | None = None) -> Schema:
@@ -72,7 +69,8 @@ def _build_schema(strict: bool, with_media: bool, extra: dict | None) -> Schema:
     declared = analyze_fields(strict) | (extra or {})
     if with_media:
         declared["media"] = fields.Nested(MediaSchema, required=True)
-    return Schema.from_dict(declared, name="AnalyzeRequest" if not extra else "IndexRequest")()
+    name = "AnalyzeRequest" if not extra else "IndexRequest"
+    return SpeechOptionsSchema.from_dict(declared, name=name)()
 
 
 def upload_schema(schema_for) -> Schema:

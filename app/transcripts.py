@@ -25,6 +25,13 @@ def _segments(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in result.get("segments") or [] if str(s.get("text", "")).strip()]
 
 
+def _cue_text(segment: dict[str, Any]) -> str:
+    """A cue's text, prefixed ``[SPEAKER_00]: `` when the result was diarized (the form
+    WhisperX writes)."""
+    text = str(segment["text"]).strip()
+    return f"[{segment['speaker']}]: {text}" if segment.get("speaker") else text
+
+
 def to_txt(result: dict[str, Any]) -> str:
     return str(result.get("text", "")).strip() + "\n"
 
@@ -33,12 +40,12 @@ def to_srt(result: dict[str, Any]) -> str:
     blocks = []
     for number, segment in enumerate(_segments(result), start=1):
         blocks.append(f"{number}\n{_clock(segment['start'], ',')} --> "
-                      f"{_clock(segment['end'], ',')}\n{segment['text'].strip()}\n")
+                      f"{_clock(segment['end'], ',')}\n{_cue_text(segment)}\n")
     return "\n".join(blocks)
 
 
 def to_vtt(result: dict[str, Any]) -> str:
-    cues = [f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{s['text'].strip()}\n"
+    cues = [f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{_cue_text(s)}\n"
             for s in _segments(result)]
     return "WEBVTT\n\n" + "\n".join(cues)
 

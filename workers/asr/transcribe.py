@@ -26,6 +26,7 @@ from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokeni
 
 from workers.asr.audio import decode_audio
 from workers.asr.convert import apply_alignment_heads, read_alignment_heads
+from workers.asr.features import SpeechFeatures
 from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
 from workers.asr.segments import assemble_result, parse_segments, window_bounds
 
@@ -178,17 +179,20 @@ def transcribe_many(
     word_timestamps: bool = False,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
-    prompt: str | None = None,
+    prompts: Sequence[str | None] | None = None,
     window_done: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
     batches. Each result equals ``transcribe(model, audio, ...)`` for that audio.
-    ``prompt``: text every window is conditioned on (Whisper's initial prompt).
-    ``window_done(i)`` is called after each decoded window of audio ``i``."""
+
+    ``prompts``: each audio's initial prompt (or None), given to every window of it; a
+    batch only holds windows with the same language and prompt. ``window_done(i)`` is
+    called after each decoded window of audio ``i``."""
     check_compatible(model, language, task)
     batch_size = max(1, int(batch_size))
     fp16 = model.device.type == "cuda"
     n_lang = getattr(model, "num_languages", 99)
+    prompts = list(prompts) if prompts is not None else [None] * len(audios)
     windows: list[tuple[str, int, int, int]] = []  # (language, audio index, start, end)
     langs: list[str] = []
     with torch.no_grad(), _inference_lock(model):
@@ -203,9 +207,12 @@ def transcribe_many(
                 lang = max(probs, key=probs.get)
             langs.append(lang)
             windows.extend((lang, i, s, e) for s, e in bounds)
-        windows.sort(key=lambda w: w[0])  # stable: audio order kept; a batch has one language
+        def decoding(w: tuple[str, int, int, int]) -> tuple[str, str]:
+            return w[0], prompts[w[1]] or ""
+
+        windows.sort(key=decoding)  # stable: audio order kept; one language and prompt a batch
         batches = []
-        for _, group in itertools.groupby(windows, key=lambda w: w[0]):
+        for _, group in itertools.groupby(windows, key=decoding):
             group = list(group)
             batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
         raw: list[list[dict]] = [[] for _ in audios]
@@ -216,7 +223,7 @@ def transcribe_many(
             tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
             mels = torch.stack([_mel(model, audios[i][s:e]) for _, i, s, e in batch])
             options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
-                                              prompt=prompt or None)
+                                              prompt=prompts[batch[0][1]])
             results = _decode_batch(model, mels, options)
             for (_, i, s, e), mel, res in zip(batch, mels, results, strict=True):
                 if _is_silence(res):
@@ -264,7 +271,8 @@ def transcribe(
     progress: Callable[[int], None] | None = None,
     prompt: str | None = None,
 ) -> dict:
-    """Transcribe one 16 kHz mono float32 audio (see module docstring).
+    """Transcribe one 16 kHz mono float32 audio (see module docstring); ``prompt``: the
+    initial prompt every window is conditioned on.
 
     Returns ``{"text", "language", "duration", "segments": [{"id", "start", "end", "text",
     "seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob",
@@ -278,7 +286,7 @@ def transcribe(
         word_timestamps=word_timestamps,
         batch_size=batch_size,
         progress=progress,
-        prompt=prompt,
+        prompts=[prompt],
     )[0]
 
 
@@ -306,8 +314,8 @@ def run_transcription(
 
     ``options``: ``model`` (default ``DEFAULT_MODEL``), ``language`` (None = detect),
     ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int),
-    ``prompt`` (str: Whisper's initial prompt).
-    Other keys are ignored. Raises ValueError (incl. ``MediaDecodeError`` and
+    and the :class:`~workers.asr.features.SpeechFeatures` options (VAD, prompt, hotwords,
+    diarization). Other keys are ignored. Raises ValueError (incl. ``MediaDecodeError`` and
     ``UnknownModelError``) for bad input.
     """
     options = options or {}
@@ -318,15 +326,23 @@ def run_transcription(
     batch_size = options.get("batch_size", 8)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    features = SpeechFeatures.from_options(options)
     model = get_model(options.get("model") or DEFAULT_MODEL, device)
     check_compatible(model, language, task)
+    features.check_prompt(
+        _tokenizer(model.is_multilingual, getattr(model, "num_languages", 99), "en", task))
+    features.load_models(str(model.device))
     audio = decode_audio(media_path, max_seconds=max_seconds)
-    return transcribe(
+    speech, speech_map = features.speech(audio)
+    words = bool(options.get("word_timestamps", False))
+    result = transcribe(
         model,
-        audio,
+        speech,
         language=language,
         task=task,
-        word_timestamps=bool(options.get("word_timestamps", False)),
+        word_timestamps=features.word_timestamps(words),
         batch_size=batch_size,
         progress=progress,
+        prompt=features.prompt,
     )
+    return features.finish(result, audio, speech_map, str(model.device), words)
