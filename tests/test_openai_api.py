@@ -122,6 +122,13 @@ def test_translations(oai, clip, api_url, api_key):
     assert caught.value.body["param"] == "response_format"
 
 
+def test_diarized_json_names_the_speakers(oai, clip):
+    answer = oai.audio.transcriptions.create(file=clip, model="whisper-1",
+                                             response_format="diarized_json").model_dump()
+    assert answer["segments"] and {s["speaker"] for s in answer["segments"]} == {"SPEAKER_00"}
+    assert heard(" ".join(s["text"] for s in answer["segments"])) >= 4
+
+
 def test_models(oai):
     ids = [m.id for m in oai.models.list()]
     assert ids[0] == "whisper-1" and {"tiny.en", "base"} <= set(ids)
@@ -135,7 +142,6 @@ def test_models(oai):
 @pytest.mark.parametrize("kwargs,param,code", [
     ({"model": "gpt-4o-transcribe"}, "model", "model_not_found"),
     ({"response_format": "docx"}, "response_format", "validation_error"),
-    ({"response_format": "diarized_json"}, "response_format", "unsupported_value"),
     ({"timestamp_granularities": ["word"]}, "timestamp_granularities[]", "invalid_value"),
     ({"timestamp_granularities": ["letter"], "response_format": "verbose_json"},
      "timestamp_granularities[].0", "validation_error"),

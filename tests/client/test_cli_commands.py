@@ -23,6 +23,7 @@ from core import collections_store, lifecycle
 from core.models import utcnow
 from core.models_webhooks import WebhookAttempt, WebhookDelivery
 from hark_client.cli import main
+from tests.support import wait_for
 
 
 @dataclass
@@ -116,7 +117,10 @@ def test_task_events_transcript_get_and_delete(cli, db):
 
 def test_submission_flags_api_key_file_and_upload_progress(cli, api_url, api_key, admin_key,
                                                            tmp_path):
-    [worker] = json.loads(cli("workers", "--json", key=admin_key).stdout)[:1]
+    # Tables are emptied before each test: the worker's presence row is back at its next
+    # heartbeat.
+    [worker] = wait_for(lambda: json.loads(cli("workers", "--json", key=admin_key).stdout)[:1],
+                        message="the worker's presence")
     big = tmp_path / "big.wav"
     big.write_bytes(os.urandom(3 * 1024 * 1024 // 2))
     key_file = tmp_path / "key"
