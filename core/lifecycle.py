@@ -81,20 +81,16 @@ def _move(
     target: TaskStatus,
     *,
     only_from: list[str] | None = None,
-    attempt: int | None = None,
     event: str | None = None,
     details: Any = None,
     **values: Any,
 ) -> Task | None:
-    """Move ``task_id`` to ``target`` if its status allows it; return the row or None.
-
-    ``attempt`` fences the move to one run of the task.
-    """
+    """Move ``task_id`` to ``target`` if its status allows it (``only_from``, else every
+    legal source); return the row or None. The API's moves (assign, retry); the workers'
+    and the sweeper's are fixed statements (:mod:`core.task_sql`)."""
     sources = only_from if only_from is not None else sources_for(target)
     now = utcnow()
     conditions = [Task.id == task_id, Task.status.in_(sources)]
-    if attempt is not None:
-        conditions.append(Task.attempts == attempt)
     stmt = (
         update(Task)
         .where(*conditions)
