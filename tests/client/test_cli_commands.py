@@ -83,6 +83,14 @@ def test_me_models_and_workers(cli, admin_key):
     assert cli("models", "-q").stdout.split() == models["models"]
     denied = cli("workers", check=False)
     assert denied.returncode == 1 and "403" in denied.stderr
+    # Tables are emptied before each test: wait until every pool process's presence row
+    # is back (two listings in a row agree), so the table and the ids see the same rows.
+    def settled() -> list[str] | None:
+        first = cli("workers", "-q", key=admin_key).stdout.split()
+        return first if first and first == cli("workers", "-q", key=admin_key).stdout.split() \
+            and len(first) >= 2 else None
+
+    wait_for(settled, message="every worker's presence")
     table = cli("workers", key=admin_key).stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "DEVICE", "QUEUES"] and len(table) >= 2
     ids = cli("workers", "-q", key=admin_key).stdout.split()
