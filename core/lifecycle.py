@@ -14,13 +14,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from core import task_sql
 from core.models import Task, TaskEvent, utcnow
 from core.status import IllegalTransition, TaskStatus, check_transition, sources_for
 from core.task_sql import MovedTask
+
+# For soft-state writes (heartbeats): this transaction's commit does not wait for the WAL.
+LAZY_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 
 
 def create_task(
@@ -143,6 +146,8 @@ def heartbeat(session: Session, task_id: uuid.UUID, progress: int | None = None,
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    # Soft state, like the claim: the commit need not wait for its WAL flush.
+    session.execute(LAZY_COMMIT)
     alive = session.execute(stmt).rowcount == 1
     if alive and milestone and progress is not None:
         record(session, task_id, "progress", {"progress": values["progress"]})

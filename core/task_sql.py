@@ -9,7 +9,8 @@ still in the status, attempt and staleness it judged), and the same statement wr
 move's trail entry (``task_events``), its webhook deliveries (the transactional outbox:
 a delivery exists if and only if the move committed), the ``NOTIFY`` that wakes the
 delivery relay when it wrote any, and for finishing moves the ``NOTIFY`` that wakes
-waiting API requests. So a task's bookkeeping costs three short round trips in all.
+waiting API requests. So a task's bookkeeping costs three short round trips in all, and
+two WAL flushes: the claim commits without waiting for its own (see ``CLAIM_SQL``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,15 @@ def outbox(event: str) -> str:
 # Wakes the delivery relay when the move wrote deliveries (sent on commit).
 _WAKE_RELAY = f"(SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM delivered LIMIT 1) AS woke"
 
+# The claim's commit does not wait for its WAL flush (``synchronous_commit`` off for this
+# one statement's own transaction; the session keeps its setting). A claim is soft state:
+# its message stays unacknowledged until the run ends, so a claim lost in a database crash
+# leaves the task ``assigned`` at its old attempt, the run's completion is then refused by
+# its compare-and-set and the task runs again (its ``task.started`` delivery, lost with
+# the claim, is written again under the same message id). Submissions, completions and
+# failures keep waiting for the flush: what a client was told is never lost.
+_LAZY_COMMIT = "set_config('synchronous_commit', 'off', true) AS lazy_commit"
+
 CLAIM_SQL = f"""
 WITH moved AS (
     UPDATE tasks SET status = 'running', worker = %(worker)s, device = %(device)s,
@@ -135,7 +145,7 @@ WITH moved AS (
         'worker', %(worker)s::text, 'device', %(device)s::text, 'attempt', attempts)
     FROM moved
 ), {outbox("task.started")}
-SELECT {_RETURNED}, {_WAKE_RELAY} FROM moved
+SELECT {_RETURNED}, {_WAKE_RELAY}, {_LAZY_COMMIT} FROM moved
 """
 
 

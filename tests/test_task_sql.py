@@ -177,3 +177,30 @@ def test_insert_writes_row_and_trail_under_the_cap(db):
                 ("assigned", {"queue": "cuda:0"})]
     assert trails[made[0]] == assigned
     assert rows[made[1]].status == "created" and trails[made[1]] == assigned[:1]
+
+
+def test_claims_commit_without_waiting_for_the_wal_and_completions_wait(db):
+    """A claim's commit is lazy (soft state, see ``CLAIM_SQL``); a completion's waits for
+    its WAL to be written, and the claim leaves the session's setting as it found it.
+    Measured on this backend's own WAL writes (PostgreSQL 18's per-backend I/O stats)."""
+    tasks = [_task(db, k=i).id for i in range(10)]
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("SET synchronous_commit = on")
+
+        def wal_writes() -> int:
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+            return conn.exec_driver_sql(
+                "SELECT coalesce(sum(writes), 0) FROM pg_stat_get_backend_io("
+                "pg_backend_pid()) WHERE object = 'wal'").scalar_one()
+
+        before = wal_writes()
+        for task_id in tasks:
+            assert lifecycle.claim(conn, task_id, worker="w", device="cpu").attempts == 1
+        claimed = wal_writes()
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+        for task_id in tasks:
+            assert lifecycle.complete(conn, task_id, {"text": ""}, attempt=1, notify=False)
+        completed = wal_writes()
+    assert claimed - before <= 2
+    assert completed - claimed >= len(tasks)
