@@ -1,7 +1,8 @@
 """Reading and writing collections, indexed media and segments (no Flask, no models).
 
 Every change to a collection's segments locks its row first and bumps its ``version``
-in the same transaction (``reset_version`` too when segments go away). Segment ids are
+in the same transaction (``reset_version`` too when segments go away or their vectors
+are replaced). Segment ids are
 therefore allocated in commit order within a collection, and a search process can tell
 from the two counters whether its cached matrix is current, needs only the rows with
 larger ids, or must be reloaded.

@@ -122,3 +122,32 @@ def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, w
     assert results[0]["media_id"] == "duel", results
     kept = client.get("/collections/films/media/kitchen", headers=auth).get_json()
     assert kept["segments"][0]["text"].startswith("Boil the pasta")
+
+
+def test_a_vector_is_stored_only_for_the_text_it_was_computed_from(client, db, auth):
+    """A re-embedding that raced with a newer correction leaves that passage to the newer
+    correction's pass; the counters move, so searches reload the collection's matrix."""
+    task_id = finished_task(db, "/index")
+    assert client.post("/collections", headers=auth,
+                       json={"collection_id": "races"}).status_code == 201
+    with db.transaction() as session:
+        media = collections_store.save_media(
+            session, owner="alice", collection_id="races", media_id="m", replace=False,
+            passages=[{"start": 0.0, "end": 4.0, "text": "Hello there."}],
+            vectors=np.zeros((1, 4)), task_id=task_id)
+        pk = media.collection_pk
+    with db.transaction() as session:
+        [(seg_id, collection_pk, text)] = collections_store.task_passages(session, task_id)
+        assert (collection_pk, text) == (pk, "Hello there.")
+        before = collections_store.find_collection(session, "alice", "races")
+        counters = (before.version, before.reset_version)
+    with db.transaction() as session:
+        assert collections_store.replace_vectors(
+            session, pk, [(seg_id, "Hello where?", np.ones(4))]) == 0
+        assert collections_store.replace_vectors(
+            session, pk, [(seg_id, "Hello there.", np.ones(4))]) == 1
+    with db.session() as session:
+        ids, matrix = collections_store.load_vectors(session, pk)
+        after = collections_store.find_collection(session, "alice", "races")
+        assert ids.tolist() == [seg_id] and matrix.tolist() == [[1.0] * 4]
+        assert after.version > counters[0] and after.reset_version > counters[1]
