@@ -2,10 +2,9 @@
 
 Every change to a collection's segments locks its row first and bumps its ``version``
 in the same transaction (``reset_version`` too when segments go away or their vectors
-are replaced). Segment ids are
-therefore allocated in commit order within a collection, and a search process can tell
-from the two counters whether its cached matrix is current, needs only the rows with
-larger ids, or must be reloaded.
+are replaced). Segment ids are therefore allocated in commit order within a collection,
+and a search process can tell from the two counters whether its cached matrix is
+current, needs only the rows with larger ids, or must be reloaded.
 """
 
 from __future__ import annotations
