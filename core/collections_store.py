@@ -1,10 +1,10 @@
 """Reading and writing collections, indexed media and segments (no Flask, no models).
 
 Every change to a collection's segments locks its row first and bumps its ``version``
-in the same transaction (``reset_version`` too when segments go away). Segment ids are
-therefore allocated in commit order within a collection, and a search process can tell
-from the two counters whether its cached matrix is current, needs only the rows with
-larger ids, or must be reloaded.
+in the same transaction (``reset_version`` too when segments go away or their vectors
+are replaced). Segment ids are therefore allocated in commit order within a collection,
+and a search process can tell from the two counters whether its cached matrix is
+current, needs only the rows with larger ids, or must be reloaded.
 """
 
 from __future__ import annotations
@@ -205,3 +205,32 @@ def segments_by_id(session: Session, ids: Sequence[int]) -> dict[int, dict[str, 
     )
     return {r.id: {"media_id": r.media_id, "task_id": str(r.task_id) if r.task_id else None,
                    "start": r.start, "end": r.end, "text": r.text} for r in rows}
+
+
+def task_passages(session: Session, task_id: uuid.UUID) -> list[tuple[int, int, str]]:
+    """``(segment id, collection pk, text)`` of the passages an ``/index`` task stored."""
+    rows = session.execute(
+        select(Segment.id, Segment.collection_pk, Segment.text)
+        .join(CollectionMedia, CollectionMedia.id == Segment.media_pk)
+        .where(CollectionMedia.task_id == task_id).order_by(Segment.id))
+    return [(r.id, r.collection_pk, r.text) for r in rows]
+
+
+def replace_vectors(session: Session, collection_pk: int,
+                    updates: Sequence[tuple[int, str, np.ndarray]]) -> int:
+    """Store new vectors ``(segment id, text embedded, vector)`` for segments whose text is
+    still the one embedded (a later correction waits for its own pass). Bumps both
+    counters, so searches reload the collection's matrix. Returns the rows written; the
+    caller commits."""
+    if not updates or _lock_and_bump(session, Collection.id == collection_pk,
+                                     reset=True) is None:
+        return 0
+    written = 0
+    for seg_id, text, vector in updates:
+        result = session.execute(
+            update(Segment).where(Segment.id == seg_id, Segment.collection_pk == collection_pk,
+                                  Segment.text == text)
+            .values(embedding=vector_bytes(vector))
+            .execution_options(synchronize_session=False))
+        written += result.rowcount
+    return written

@@ -1,22 +1,30 @@
 """Corrections kept with a transcription task: speaker names and segment texts.
 
 Stored apart from the task's result (``task_edits``, one row per task, gone with the
-task), applied on every read: the transcript downloads, the page, and for ``/index``
-tasks the passages their collection's search shows.
+task), applied on every read: the transcript downloads and the page. For ``/index`` tasks
+the passages their collection stored are rewritten in the edit's transaction, then a
+device worker re-embeds them (:func:`request_reembed`), so search finds the corrected
+words.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import utcnow
 from core.models_collections import CollectionMedia, Segment
 from core.models_edits import TaskEdits
+
+log = logging.getLogger(__name__)
+
+REEMBED_TASK = "hark.reembed_segments"
 
 
 def load(session: Session, task_id: uuid.UUID) -> dict[str, Any]:
@@ -67,8 +75,8 @@ def apply(result: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
 
 def update_passages(session: Session, task_id: uuid.UUID, segments: list[dict]) -> int:
     """Rewrite the text of the passages an ``/index`` task stored from the corrected
-    ``segments`` (each passage: the segments within its span). Their vectors stay those
-    of the original words. Returns the passages changed."""
+    ``segments`` (each passage: the segments within its span). Their vectors are those
+    of the old words until :func:`request_reembed`'s pass. Returns the passages changed."""
     rows = session.scalars(select(Segment).join(CollectionMedia,
                                                 CollectionMedia.id == Segment.media_pk)
                            .where(CollectionMedia.task_id == task_id)).all()
@@ -81,3 +89,18 @@ def update_passages(session: Session, task_id: uuid.UUID, segments: list[dict]) 
             passage.text = text
             changed += 1
     return changed
+
+
+def request_reembed(celery_app: Celery, task_id: uuid.UUID, queue: str) -> bool:
+    """After the edit's commit: ask a worker on ``queue`` (the task's device queue, whose
+    workers have the embedding model) to re-embed the task's passages. False (logged) if
+    the broker refused: the text is corrected, its vector is the old words' until the
+    next correction of that task."""
+    try:
+        celery_app.send_task(REEMBED_TASK, args=[str(task_id)], queue=queue, retry=True,
+                             retry_policy={"max_retries": 2, "interval_start": 0,
+                                           "interval_step": 0.2, "interval_max": 0.5})
+    except Exception as exc:
+        log.warning("could not ask for the re-embedding of task %s: %s", task_id, exc)
+        return False
+    return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import collections_store, lifecycle
+from tests.support import wait_for
 
 RESULT = {"text": " Hello there. General Kenobi.", "language": "en", "duration": 4.0,
           "model": "tiny.en", "segments": [
@@ -83,3 +84,70 @@ def test_corrections_of_an_index_task_reach_its_collections_passages(client, db,
                  json={"segments": [{"index": 1, "text": "General Grievous."}]})
     media = client.get("/collections/talks/media/duel", headers=auth).get_json()
     assert media["segments"][0]["text"] == "Hello there. General Grievous."
+
+
+def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, worker):
+    """The correction's words are found by the collection's search once a worker has
+    re-embedded the passage (``hark.reembed_segments``), and only then."""
+    from workers.embedding import embed
+
+    duel, kitchen = finished_task(db, "/index"), finished_task(db, "/index")
+    assert client.post("/collections", headers=auth,
+                       json={"collection_id": "films"}).status_code == 201
+    for task_id, media_id, text in [
+            (duel, "duel", "Hello there. General Kenobi."),
+            (kitchen, "kitchen", "Boil the pasta for ten minutes, then add the tomatoes.")]:
+        with db.transaction() as session:
+            collections_store.save_media(
+                session, owner="alice", collection_id="films", media_id=media_id,
+                replace=False, passages=[{"start": 0.0, "end": 4.0, "text": text}],
+                vectors=embed([text]), task_id=task_id)
+    query = {"query": "a volcano erupting with lava", "top_k": 2}
+
+    def duel_hit() -> dict:
+        response = client.post("/collections/films/search", headers=auth, json=query)
+        assert response.status_code == 200, response.get_json()
+        return next(h for h in response.get_json()["results"] if h["media_id"] == "duel")
+
+    before = duel_hit()
+    assert before["score"] < 0.2, before
+    response = client.patch(f"/tasks/{duel}", headers=auth, json={
+        "segments": [{"index": 1, "text": "The volcano erupted and lava ran down."}]})
+    assert response.status_code == 200, response.get_json()
+    hit = wait_for(lambda: (h := duel_hit())["score"] > 0.4 and h, timeout=60,
+                   interval=0.2, message="the corrected passage to be re-embedded")
+    assert hit["task_id"] == str(duel) and "lava" in hit["text"]
+    results = client.post("/collections/films/search", headers=auth,
+                          json=query).get_json()["results"]
+    assert results[0]["media_id"] == "duel", results
+    kept = client.get("/collections/films/media/kitchen", headers=auth).get_json()
+    assert kept["segments"][0]["text"].startswith("Boil the pasta")
+
+
+def test_a_vector_is_stored_only_for_the_text_it_was_computed_from(client, db, auth):
+    """A re-embedding that raced with a newer correction leaves that passage to the newer
+    correction's pass; the counters move, so searches reload the collection's matrix."""
+    task_id = finished_task(db, "/index")
+    assert client.post("/collections", headers=auth,
+                       json={"collection_id": "races"}).status_code == 201
+    with db.transaction() as session:
+        media = collections_store.save_media(
+            session, owner="alice", collection_id="races", media_id="m", replace=False,
+            passages=[{"start": 0.0, "end": 4.0, "text": "Hello there."}],
+            vectors=np.zeros((1, 4)), task_id=task_id)
+        pk = media.collection_pk
+    with db.transaction() as session:
+        [(seg_id, collection_pk, text)] = collections_store.task_passages(session, task_id)
+        assert (collection_pk, text) == (pk, "Hello there.")
+        before = collections_store.find_collection(session, "alice", "races")
+        counters = (before.version, before.reset_version)
+    with db.transaction() as session:
+        assert collections_store.replace_vectors(
+            session, pk, [(seg_id, "Hello where?", np.ones(4))]) == 0
+        assert collections_store.replace_vectors(
+            session, pk, [(seg_id, "Hello there.", np.ones(4))]) == 1
+    with db.session() as session:
+        ids, matrix = collections_store.load_vectors(session, pk)
+        after = collections_store.find_collection(session, "alice", "races")
+        assert ids.tolist() == [seg_id] and matrix.tolist() == [[1.0] * 4]
+        assert after.version > counters[0] and after.reset_version > counters[1]

@@ -50,6 +50,7 @@ def test_page_is_public_and_locked_down(client):
 @pytest.mark.parametrize("path, mimetype", [
     ("/assets/app.js", "text/javascript"),
     ("/assets/workspace.js", "text/javascript"),
+    ("/assets/transcribe.js", "text/javascript"),
     ("/assets/app.css", "text/css"),
     ("/assets/favicon.svg", "image/svg+xml"),
 ])
@@ -378,6 +379,16 @@ def test_speakers_have_colours_and_names_kept_with_the_task(browser, api_server,
     expect(chips).to_have_count(2)
     colours = [chips.nth(i).evaluate("el => getComputedStyle(el).color") for i in (0, 1)]
     assert colours[0] != colours[1], colours
+    # The segment's edge and the name field's label wear its speaker's colour too.
+    edges = [page.locator("#segments li").nth(i).evaluate(
+        "el => getComputedStyle(el).borderLeftColor") for i in (0, 1)]
+    assert edges == colours, (edges, colours)
+    labels = page.locator("#speakers label")
+    assert [labels.nth(i).evaluate("el => getComputedStyle(el).color")
+            for i in (0, 1)] == colours
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#transcript").screenshot(path=str(SCREENSHOTS / "web-speakers.png"))
+    assert 5_000 < (SCREENSHOTS / "web-speakers.png").stat().st_size < 400_000
     expect(page.locator("#player-note")).to_contain_text("no longer stored")  # not fetched
     page.fill("#speakers input[data-label='SPEAKER_00']", "Ana")
     page.click("#speakers button[type=submit]")
@@ -390,3 +401,70 @@ def test_speakers_have_colours_and_names_kept_with_the_task(browser, api_server,
     page.locator("#task-rows tr", has_text="interview.wav").click()
     expect(page.locator("#segments .speaker").first).to_have_text("Ana")
     context.close()
+
+
+def test_speech_options_are_sent_with_each_submission(browser, api_server, api_key,
+                                                      tmp_path):
+    """VAD (on unless unticked), prompt, hotwords (a list), diarization with a number of
+    speakers: labelled, reachable from the keyboard, sent with uploads (repeated form
+    fields) and URLs (JSON), and kept in the created task's options."""
+    from playwright.sync_api import expect
+
+    headers = {"x-api-key": api_key}
+    clip = tmp_path / "meeting.wav"
+    clip.write_bytes(b"not audio, only the options matter here\n" * 20)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(f"{api_server}/")
+    page.fill("#key-input", api_key)
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#analyze-submit")).to_be_enabled()
+    expect(page.get_by_label("Skip silence (VAD)")).to_be_checked()  # the API's default
+    speakers = page.get_by_label("Speakers", exact=True)
+    expect(speakers).to_be_disabled()  # until diarization is asked for
+
+    # From the keyboard: Space ticks "Label speakers", Tab goes on to the speakers field.
+    page.get_by_label("Label speakers").focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_label("Label speakers")).to_be_checked()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "speakers-input"
+    page.keyboard.type("2")
+    page.get_by_label("Skip silence (VAD)").uncheck()
+    page.get_by_label("Prompt").fill("Weekly meeting of the search team.")
+    page.get_by_label("Hotwords").fill("Siobhan Nguyen, Qdrant, ")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # phone width
+    wanted = {"vad": False, "diarize": True, "num_speakers": 2,
+              "prompt": "Weekly meeting of the search team.",
+              "hotwords": ["Siobhan Nguyen", "Qdrant"]}
+
+    # An upload: the options as form fields, the hotwords one field each.
+    page.set_input_files("#file-input", str(clip))
+    page.click("#analyze-submit")
+    row = page.locator("#uploads li[data-name='meeting.wav']")
+    expect(row).to_have_attribute("data-task", re.compile(r"^[0-9a-f-]{36}$"))
+    task = httpx.get(f"{api_server}/tasks/{row.get_attribute('data-task')}",
+                     headers=headers).json()
+    options = task["data"]["options"]
+    assert {k: options.get(k) for k in wanted} == wanted, options
+
+    # A URL: the same options in the JSON body; ticking VAD again sends it on.
+    page.get_by_label("Skip silence (VAD)").check()
+    page.check("input[name=source][value=url]")
+    page.fill("#url-input", "https://example.com/meeting.mp3")
+    with page.expect_request(lambda r: r.method == "POST" and "/analyze" in r.url) as sent:
+        page.click("#analyze-submit")
+    body = sent.value.post_data_json
+    assert {k: body.get(k) for k in wanted} == {**wanted, "vad": True}, body
+    assert body["media"] == {"url": "https://example.com/meeting.mp3"}
+    # Without diarization the number of speakers is not sent.
+    page.get_by_label("Label speakers").uncheck()
+    expect(speakers).to_be_disabled()
+    with page.expect_request(lambda r: r.method == "POST" and "/analyze" in r.url) as sent:
+        page.click("#analyze-submit")
+    body = sent.value.post_data_json
+    assert body["diarize"] is False and "num_speakers" not in body, body
+    context.close()
+    assert not problems, problems

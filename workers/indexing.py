@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from core import collections_store as store
+from core.db import Database
 from workers import context
 from workers.analyze import transcribe_media
 from workers.runner import PipelineError, TaskContext
@@ -115,3 +116,24 @@ def run_index_task(ctx: TaskContext) -> dict[str, Any]:
         "transcript": transcript,
     }
 
+
+
+def reembed_passages(db: Database, task_id: uuid.UUID, device: str = "cpu") -> int:
+    """Embed again the passages ``task_id`` stored (their text was corrected with
+    ``PATCH /tasks/<id>``) and store the vectors of the texts still there. Returns the
+    passages written; 0 when the task indexed nothing (or its media went away)."""
+    from workers.embedding import embed
+
+    with db.session() as session:
+        passages = store.task_passages(session, task_id)
+    if not passages:
+        return 0
+    vectors = embed([text for _, _, text in passages], device=device)
+    by_collection: dict[int, list[tuple[int, str, Any]]] = {}
+    for (seg_id, collection_pk, text), vector in zip(passages, vectors, strict=True):
+        by_collection.setdefault(collection_pk, []).append((seg_id, text, vector))
+    written = 0
+    with db.transaction() as session:
+        for collection_pk, updates in sorted(by_collection.items()):
+            written += store.replace_vectors(session, collection_pk, updates)
+    return written

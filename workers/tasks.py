@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import asdict
 
 from celery import current_app, shared_task
@@ -10,6 +11,7 @@ from celery import current_app, shared_task
 from core import retention
 from core.dispatch import EXECUTE_TASK, SWEEP_TASK
 from core.retention import RETENTION_TASK
+from core.task_edits import REEMBED_TASK
 from workers import context, runner, sweeper
 
 log = logging.getLogger(__name__)
@@ -47,3 +49,12 @@ def sweep_task() -> dict:
 def retention_task() -> dict:
     """Delete expired finished tasks and stored media (see :mod:`core.retention`)."""
     return retention.purge_expired(context.database(), context.settings())
+
+
+@shared_task(name=REEMBED_TASK, ignore_result=True)
+def reembed_task(task_id: str) -> int:
+    """Re-embed the passages of an ``/index`` task whose text was corrected."""
+    from workers import indexing  # the pipeline's imports, on first use only
+
+    return indexing.reembed_passages(context.database(), uuid.UUID(task_id),
+                                     context.torch_device())

@@ -1,18 +1,18 @@
 """``PATCH /tasks/<id>``: corrections kept with a finished transcription (speaker names,
 segment texts), applied to every download and, for ``/index`` tasks, to the passages
-their collection's search shows."""
+their collection stores (text at once, vectors re-embedded by a worker)."""
 
 from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from marshmallow import Schema, fields, validate
 
 from app.api.tasks import owned_task
 from app.bodies import load_json
 from app.errors import APIError
-from app.extensions import db
+from app.extensions import celery, db
 from app.openapi import doc
 from core import task_edits
 
@@ -55,6 +55,7 @@ def transcript_of(task) -> dict:
 def patch_task(task_id: uuid.UUID):
     """Keep corrections with the task; ``GET /tasks/<id>/transcript`` (every format)
     applies them. Answers all the task's edits."""
+    changed = 0
     with db.transaction() as session:
         task = owned_task(session, task_id)
         body = load_json(TaskEditsSchema())
@@ -67,5 +68,8 @@ def patch_task(task_id: uuid.UUID):
                                 {str(e["index"]): e["text"] for e in body["segments"]})
         if task.endpoint == "/index" and body["segments"]:
             fixed = task_edits.apply(transcript_of(task), edits)
-            task_edits.update_passages(session, task.id, fixed.get("segments") or [])
+            changed = task_edits.update_passages(session, task.id, fixed.get("segments") or [])
+        queue = task.queue or current_app.config["HARK"].default_device
+    if changed:  # committed: a worker re-embeds them for the collection's search
+        task_edits.request_reembed(celery, task_id, queue)
     return jsonify(edits)

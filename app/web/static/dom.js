@@ -45,3 +45,19 @@ export function mediaLabel(task) {
   const media = (task.data && task.data.media) || {};
   return media.filename || media.url || (media.blob_id ? "upload" : "");
 }
+
+/**
+ * Give ``el`` its speaker's colour (``--hue``, read by app.css): SPEAKER_00, 01, … take
+ * hues a golden angle apart (no two of a task's 20 share one; speakers in turn differ
+ * most); app.css picks a lightness readable on the theme. Set through CSSOM, not a
+ * style attribute: the page's CSP allows no inline style.
+ */
+export function paintSpeaker(el, label) {
+  const text = String(label);
+  const digits = Number.parseInt(text.replace(/\D+/g, ""), 10);
+  const index = Number.isFinite(digits) ? digits
+    : [...text].reduce((sum, c) => (sum * 31 + c.charCodeAt(0)) % 997, 0);
+  el.classList.add("spk");
+  el.style.setProperty("--hue", String(Math.round((250 + index * 137.508) % 360)));
+  return el;
+}

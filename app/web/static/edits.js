@@ -2,7 +2,7 @@
 // and the speakers' names. Saved edits show in every download.
 
 import { api, showError } from "./api.js";
-import { h } from "./dom.js";
+import { h, paintSpeaker } from "./dom.js";
 
 const patch = (task, json) =>
   api(`/tasks/${encodeURIComponent(task.id)}`, { method: "PATCH", json });
@@ -44,7 +44,8 @@ export function speakerForm(task, labels, names, onSaved) {
   const inputs = labels.map((label, i) => {
     const input = h("input", { id: `speaker-${i}`, maxlength: "200", value: names[label] || "",
       placeholder: label, "data-label": label });
-    return [h("label", { for: `speaker-${i}`, class: "speaker-label" }, label), input];
+    return [paintSpeaker(h("label", { for: `speaker-${i}`, class: "speaker-label" }, label),
+      label), input];
   });
   return h("form", { id: "speakers", class: "row", onsubmit: async (event) => {
     event.preventDefault();

@@ -70,7 +70,9 @@ export async function submitFiles(files, options, hooks) {
     const row = makeRow(file);
     const body = new FormData();
     body.append("file", file, file.name);
-    for (const [name, value] of Object.entries(options)) body.append(name, String(value));
+    for (const [name, value] of Object.entries(options)) {
+      for (const item of [].concat(value)) body.append(name, String(item)); // lists repeat
+    }
     try {
       setRow(row, { text: "Uploading…", percent: 0 });
       const submitted = await upload("/analyze?defer=true", body, (fraction) => {

@@ -3,12 +3,11 @@
 // on a segment's time) seeks there; downloads in every format.
 
 import { api, taskLinks } from "./api.js";
-import { $, clock, h, mediaLabel, shortId, span } from "./dom.js";
+import { $, clock, h, mediaLabel, paintSpeaker, shortId, span } from "./dom.js";
 import { editButton, speakerForm } from "./edits.js";
 
 const FORMATS = ["txt", "srt", "vtt", "json"];
 const VIDEO = /\.(mp4|m4v|mov|webm|mkv|ogv)$/i;
-const SPEAKER_COLOURS = 6;
 let downloadUrls = [];
 let shown = null; // {task, segments: [{start, end, el, words: [{start, end, el}]}]}
 let generation = 0;
@@ -77,9 +76,7 @@ function seek(seconds) {
 function speakerChip(segment, names) {
   if (!segment.speaker) return null;
   const label = String(segment.speaker);
-  const index = Number.parseInt(label.replace(/\D+/g, ""), 10);
-  const colour = Number.isFinite(index) ? index % SPEAKER_COLOURS : label.length % SPEAKER_COLOURS;
-  return h("span", { class: `speaker spk-${colour}`, title: label },
+  return h("span", { class: "speaker", title: label },
     segment.speaker_name || names[label] || label);
 }
 
@@ -107,6 +104,7 @@ function segmentItem(segment, index, names, task, rerender) {
     }, span(segment.start, segment.end)),
     speakerChip(segment, names), " ",
     h("span", { class: "seg-text", onclick: () => seek(segment.start) }, text));
+  if (segment.speaker) paintSpeaker(el, segment.speaker);
   el.append(editButton(task, index, el, String(segment.text || "").trim(), rerender));
   return { start: segment.start, end: segment.end, el, words: wordItems };
 }
