@@ -18,6 +18,7 @@ from app.auth import current_principal
 from app.bodies import load_args
 from app.errors import APIError
 from app.extensions import celery, db, waiter
+from app.online import check_queue
 from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
 from core.media_store import Upload
@@ -85,6 +86,8 @@ class Endpoint:
              device: str | None, queue: str | None, upload: Upload | None,
              task_id: uuid.UUID | None) -> Outcome:
         settings = current_app.config["HARK"]
+        queue = dispatch.resolve_queue(settings.default_device, device, queue)
+        check_queue(queue)
 
         def submit_task(task_id: uuid.UUID | None, notify: bool | str = True) -> Task:
             return dispatch.submit(
@@ -93,7 +96,7 @@ class Endpoint:
                 owner=current_principal().owner,
                 endpoint=self.path,
                 data=data,
-                queue=dispatch.resolve_queue(settings.default_device, device, queue),
+                queue=queue,
                 priority=priority,
                 max_active=settings.max_active_tasks,
                 task_id=task_id,
