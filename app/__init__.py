@@ -27,6 +27,10 @@ def register_config(app: Flask, settings: Settings) -> None:
     app.config["HARK"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
+    if settings.trusted_proxies > 0:  # the client address from X-Forwarded-For
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     configure_logging()
 
 

@@ -7,6 +7,7 @@ from functools import wraps
 
 from flask import Flask, current_app, g, request
 
+from app import auth_limit
 from app.errors import APIError
 from app.extensions import db, principals
 from app.signed_links import TOKEN_PARAM, principal_from_token
@@ -63,13 +64,20 @@ def authenticate_now() -> None:
         raise APIError(401, "unauthorized", "missing API key: send it in the x-api-key header")
     principal = principals.get(raw)
     if principal is None:
+        if principals.refused(raw):  # found invalid a moment ago: no second lookup
+            auth_limit.failed()
+            raise APIError(401, "unauthorized", "invalid API key")
+        auth_limit.before_lookup()  # a client that failed too often: 429, no lookup
         with db.session() as session:
             principal = find_principal(session, raw)
         if principal is None:
+            principals.refuse(raw)
+            auth_limit.failed()
             raise APIError(401, "unauthorized", "invalid API key")
         principals.put(raw, principal)
     g.principal = principal
 
 
 def init_auth(app: Flask) -> None:
+    auth_limit.init_auth_limit(app)
     app.before_request(authenticate)

@@ -18,6 +18,7 @@ from app.auth import current_principal
 from app.bodies import load_args
 from app.errors import APIError
 from app.extensions import celery, db, waiter
+from app.online import check_queue
 from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
 from core.media_store import Upload
@@ -85,6 +86,8 @@ class Endpoint:
              device: str | None, queue: str | None, upload: Upload | None,
              task_id: uuid.UUID | None) -> Outcome:
         settings = current_app.config["HARK"]
+        queue = dispatch.resolve_queue(settings.default_device, device, queue)
+        check_queue(queue)
 
         def submit_task(task_id: uuid.UUID | None, notify: bool | str = True) -> Task:
             return dispatch.submit(
@@ -93,7 +96,7 @@ class Endpoint:
                 owner=current_principal().owner,
                 endpoint=self.path,
                 data=data,
-                queue=dispatch.resolve_queue(settings.default_device, device, queue),
+                queue=queue,
                 priority=priority,
                 max_active=settings.max_active_tasks,
                 task_id=task_id,
@@ -113,8 +116,10 @@ class Endpoint:
 
     def replay(self, task_id: uuid.UUID):
         """Answer a repeated submission (same ``Idempotency-Key``) with the task the
-        first one made: at once if deferred or finished, else once it finishes (the
-        finish may be announced to another API process: re-read at least every 2 s)."""
+        first one made: at once if deferred or finished, else once it finishes. Its
+        finish is announced to the first request's API process, or to none: while it
+        waits, this process watches the task's changes (as a live stream does), and
+        re-reads it at least every 2 s."""
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
         with waiter.subscribe(str(task_id)) as subscription:
@@ -125,7 +130,11 @@ class Endpoint:
                 return jsonify({"task_id": str(task_id), "status": current.status}), 202
             if current.status in FINISHED:
                 return _finished(current)
-            return _answer(self._wait(task_id, self._timeout(args), subscription), 202)
+            from app.api.task_stream import task_watch  # app.api imports this module
+
+            with task_watch().watch(task_id, subscription.event):
+                subscription.event.set()  # re-read once watched: no finish slips by
+                return _answer(self._wait(task_id, self._timeout(args), subscription), 202)
 
     def _timeout(self, args: dict[str, Any]) -> float:
         settings = current_app.config["HARK"]

@@ -31,6 +31,7 @@ principals = cast(PrincipalCache, _extension("principals"))
 
 
 def init_extensions(app: Flask, settings: Settings) -> None:
+    from app.online import OnlineCache
     from core.celery_config import make_celery
 
     waiter_ = CompletionWaiter()
@@ -42,4 +43,5 @@ def init_extensions(app: Flask, settings: Settings) -> None:
         "celery": make_celery(settings),
         "waiter": waiter_,
         "principals": PrincipalCache(ttl=settings.key_cache_seconds),
+        "online": OnlineCache(ttl=settings.presence_cache_seconds),
     }

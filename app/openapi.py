@@ -76,6 +76,21 @@ def authenticates_itself(view: Callable) -> bool:
     return code is not None and "authenticate_now" in code.co_names
 
 
+def honours_idempotency_key(view: Callable) -> bool:
+    """A submission that answers a repeat with its first task (``app.idempotency``)."""
+    code = getattr(view, "__code__", None)
+    return code is not None and "idempotent" in code.co_names
+
+
+IDEMPOTENCY_HEADER = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Makes a retry safe: the same key, owner and request (fields and "
+                   "uploaded file) within 24 h answer with the first request's task, "
+                   "making no second task and storing no second upload.",
+}
+
+
 def _path_and_params(rule: str) -> tuple[str, list[dict]]:
     params = []
     for converter, name in _CONVERTER.findall(rule):
@@ -122,6 +137,12 @@ def _operation(meta: dict, path_params: list[dict], view: Callable) -> dict:
                        for code, value in meta["responses"].items()}
     error = {"description": "Error", "content": {"application/json": {
         "schema": meta["errors"] or {"$ref": "#/components/schemas/Error"}}}}
+    if honours_idempotency_key(view):
+        op["parameters"].append(IDEMPOTENCY_HEADER)
+        op["responses"].setdefault("409", {**error, "description": (
+            "`idempotency_key_reused`: the Idempotency-Key was used in the last 24 h for "
+            "another request; `idempotency_key_in_use`: the first request with it is "
+            "still in progress after 60 s")})
     for code in ("400", "404", "409", "413", "415", "503"):
         op["responses"].setdefault(code, error)
     if public:
@@ -130,9 +151,10 @@ def _operation(meta: dict, path_params: list[dict], view: Callable) -> dict:
         op["responses"].setdefault("401", error)
     if admin_only(view):
         op["responses"].setdefault("403", {**error, "description": "Needs an admin key"})
-    if not public:
-        op["responses"].setdefault("429", {**error, "description": "Rate limited: wait "
-                                           "`Retry-After` seconds (RATE_LIMIT_PER_MINUTE)"})
+    if not public or authenticates_itself(view):
+        op["responses"].setdefault("429", {**error, "description": (
+            "Rate limited: wait `Retry-After` seconds (RATE_LIMIT_PER_MINUTE per key, "
+            "AUTH_FAILURES_PER_MINUTE invalid keys per client address)")})
     return op
 
 

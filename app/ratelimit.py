@@ -32,11 +32,13 @@ REDIS_TIMEOUT = 0.2
 REDIS_RETRY_AFTER = 5.0
 
 # KEYS[1]: the bucket (hash: t = tokens, ts = last update in ms).
-# ARGV: refill rate in tokens per ms, burst, now in ms ("" = the Redis server's clock).
+# ARGV: refill rate in tokens per ms, burst, now in ms ("" = the Redis server's clock),
+# cost (1; 0 asks whether a token is there without taking it).
 # Returns {allowed (0/1), ms until a token is available, whole tokens left}.
 _TAKE = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4]) or 1
 if not now then
   local t = redis.call('TIME')
   now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -47,7 +49,7 @@ local last = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
 local allowed, wait = 0, 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  tokens = tokens - cost
   allowed = 1
 else
   wait = math.ceil((1 - tokens) / rate)
@@ -104,14 +106,15 @@ class RedisBucket:
     def key(self, key_id: str) -> str:
         return self._prefix + key_id
 
-    def take(self, key_id: str, now: float | None = None) -> Decision:
-        """Take a token; ``now`` (seconds) overrides the Redis server clock (tests)."""
+    def take(self, key_id: str, now: float | None = None, cost: int = 1) -> Decision:
+        """Take a token (``cost=0``: only see whether one is there); ``now`` (seconds)
+        overrides the Redis server clock (tests)."""
         if self._skip_until and time.monotonic() < self._skip_until:
             return Decision(True, self.limit.burst, 0.0)
         stamp = "" if now is None else int(now * 1000)
         try:
             allowed, wait_ms, remaining = self._script(
-                keys=[self.key(key_id)], args=[*self._args, stamp])
+                keys=[self.key(key_id)], args=[*self._args, stamp, cost])
         except redis.RedisError as exc:
             self._skip_until = time.monotonic() + REDIS_RETRY_AFTER
             log.warning("rate limiter: Redis unavailable (%s); allowing requests for %.0f s",

@@ -91,6 +91,11 @@ class Settings:
     rate_limit_per_minute: int = 0
     rate_limit_burst: int = 0
     max_active_tasks: int = 0
+    # Failed authentications (unknown or revoked keys) per client address a minute, over
+    # which the API answers 429 without looking keys up (0 = no limit).
+    auth_failures_per_minute: int = 60
+    # Reverse proxies in front of the API whose X-Forwarded-For names the client.
+    trusted_proxies: int = 0
     # Retention: finished tasks (and their events) and stored media expire (0 = keep).
     result_retention_days: float = 0.0
     media_retention_hours: float = 0.0
@@ -106,6 +111,10 @@ class Settings:
     # one a request without ``model`` gets (``WHISPER_MODEL``, as the workers use).
     models: tuple[str, ...] = ("tiny.en", "base")
     default_model: str = "tiny.en"
+    # Submissions to a queue no online worker consumes: refused (400) unless allowed.
+    allow_unknown_queues: bool = False
+    # How long an API process reuses what online workers report (models, queues).
+    presence_cache_seconds: float = 1.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -141,6 +150,8 @@ class Settings:
             rate_limit_per_minute=_env_int("RATE_LIMIT_PER_MINUTE", 0),
             rate_limit_burst=_env_int("RATE_LIMIT_BURST", 0),
             max_active_tasks=_env_int("MAX_ACTIVE_TASKS", 0),
+            auth_failures_per_minute=_env_int("AUTH_FAILURES_PER_MINUTE", 60),
+            trusted_proxies=_env_int("TRUSTED_PROXIES", 0),
             result_retention_days=_env_float("RESULT_RETENTION_DAYS", 0.0),
             media_retention_hours=_env_float("MEDIA_RETENTION_HOURS", 0.0),
             retention_interval=_env_float("RETENTION_INTERVAL", 3600.0),
@@ -151,6 +162,8 @@ class Settings:
             models=tuple(name.strip() for name in
                          os.environ.get("MODELS", "tiny.en,base").split(",") if name.strip()),
             default_model=os.environ.get("WHISPER_MODEL") or "tiny.en",
+            allow_unknown_queues=_env_bool("ALLOW_UNKNOWN_QUEUES"),
+            presence_cache_seconds=_env_float("PRESENCE_CACHE_SECONDS", 1.0),
         )
         values.update(overrides)
         return cls(**values)

@@ -82,12 +82,14 @@ def find_principal(session: Session, raw: str) -> Principal | None:
 
 
 class PrincipalCache:
-    """A short-lived in-process cache so each request does not hit the keys table."""
+    """A short-lived in-process cache so each request does not hit the keys table; it
+    also remembers keys found invalid (``refuse``) as long, in a table of their own."""
 
     def __init__(self, ttl: float = 10.0, max_size: int = 10_000) -> None:
         self.ttl = ttl
         self.max_size = max_size
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._refused: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def get(self, raw: str) -> Principal | None:
@@ -104,6 +106,22 @@ class PrincipalCache:
                 self._entries.clear()
             self._entries[hash_key(raw)] = (time.monotonic() + self.ttl, principal)
 
+    def refused(self, raw: str) -> bool:
+        """Whether ``raw`` was found invalid within the last ``ttl`` seconds."""
+        with self._lock:
+            until = self._refused.get(hash_key(raw))
+        return until is not None and until > time.monotonic()
+
+    def refuse(self, raw: str) -> None:
+        """Remember that ``raw`` names no valid key (not at all when ``ttl`` is 0)."""
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._refused) >= self.max_size:
+                self._refused.clear()
+            self._refused[hash_key(raw)] = time.monotonic() + self.ttl
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._refused.clear()

@@ -49,10 +49,12 @@ class TaskWatch:
         return self._waiter.ensure_listening()
 
     @contextmanager
-    def watch(self, task_id: uuid.UUID) -> Iterator[threading.Event]:
-        """An event set whenever ``task_id`` may have changed, until the block ends.
-        Read the task *after* entering: changes from then on are announced."""
-        key, event = str(task_id), threading.Event()
+    def watch(self, task_id: uuid.UUID,
+              event: threading.Event | None = None) -> Iterator[threading.Event]:
+        """An event (``event``, else a new one) set whenever ``task_id`` may have
+        changed, until the block ends. Read the task *after* entering: changes from then
+        on are announced."""
+        key, event = str(task_id), event or threading.Event()
         self.listening  # noqa: B018 - connect the listener before the first read
         with self._lock:
             self._events.setdefault(key, set()).add(event)

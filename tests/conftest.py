@@ -78,6 +78,12 @@ def settings_env(database_url, tmp_path_factory) -> dict[str, str]:
         # Concurrent test sessions share Redis: each gets its own key namespace.
         "BROKER_KEY_PREFIX": prefix,
         "URL_SIGNING_SECRET": "test-url-signing-secret",
+        # Many tests park tasks on queues no worker consumes; tests/test_queues.py
+        # checks the refusal. Presence is read afresh (workers come and go per test),
+        # and failed authentications are limited only in tests/test_auth_limit.py.
+        "ALLOW_UNKNOWN_QUEUES": "1",
+        "PRESENCE_CACHE_SECONDS": "0",
+        "AUTH_FAILURES_PER_MINUTE": "0",
     }
     client = redis.Redis.from_url(BROKER_URL)
     for key in client.scan_iter(match=f"{prefix}*", count=1000):

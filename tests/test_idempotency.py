@@ -148,3 +148,54 @@ def test_concurrent_requests_with_one_key_make_one_task(client, auth, db, monkey
     assert a.status_code == b.status_code == 202
     assert a.get_json()["task_id"] == b.get_json()["task_id"]
     assert count(db, Task) == 1
+
+
+@pytest.fixture(scope="module")
+def two_apis(settings_env, log_dir, worker):
+    """Two API processes (gunicorn), as behind a load balancer."""
+    from tests.support import start_api
+
+    started = [start_api(settings_env, log_dir) for _ in range(2)]
+    yield [url for _, url in started]
+    for process, _ in started:
+        process.stop()
+
+
+@pytest.mark.parametrize("first", ["deferred", "sync"])
+def test_a_sync_replay_on_another_api_process_returns_the_finished_task(
+        two_apis, api_key, db, first):
+    """The finish is announced to the first request's process (or, deferred, to none);
+    the replay waits on the other one and answers with the finished task."""
+    import httpx
+
+    from tests.support import wait_for
+
+    one, two = two_apis
+    headers = {"x-api-key": api_key, "Idempotency-Key": f"k-{first}"}
+    body = {"seconds": 1.0}
+    answers: dict[str, httpx.Response] = {}
+
+    def submit():
+        answers["first"] = httpx.post(
+            one + SLEEP + ("?defer=true" if first == "deferred" else "?timeout=60"),
+            json=body, headers=headers, timeout=90)
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    try:
+        def running():
+            with db.session() as session:
+                return session.scalar(select(Task).where(Task.status == "running"))
+
+        task = wait_for(running, timeout=60, message="the task to run")
+        replay = httpx.post(two + SLEEP + "?defer=false&timeout=60", json=body,
+                            headers=headers, timeout=90)
+    finally:
+        thread.join(90)
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["task_id"] == str(task.id)
+    assert replay.json()["status"] == "completed" and replay.json()["result"]
+    original = answers["first"].json()
+    assert original["task_id"] == str(task.id)
+    assert answers["first"].status_code == (202 if first == "deferred" else 200)
+    assert count(db, Task) == 1

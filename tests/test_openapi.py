@@ -71,3 +71,20 @@ def test_transcript_types_and_optional_rotation_bodies_are_documented(client, au
         assert paths[path]["post"]["requestBody"]["required"] is False
     # ... and the API does take a rotation with no body.
     assert client.post("/webhooks/callback-secret/rotate", headers=auth).status_code == 200
+
+
+def test_submissions_document_the_idempotency_key_and_its_conflicts(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    honouring = {path for path, operations in paths.items()
+                 for operation in operations.values()
+                 if any(p.get("name") == "Idempotency-Key" for p in operation["parameters"])}
+    assert honouring == {"/analyze", "/index", "/diagnostics/sleep"}
+    for path in honouring:
+        operation = paths[path]["post"]
+        header = next(p for p in operation["parameters"] if p["name"] == "Idempotency-Key")
+        assert header["in"] == "header" and header["required"] is False
+        assert header["schema"]["maxLength"] == 255
+        conflict = operation["responses"]["409"]["description"]
+        assert "idempotency_key_reused" in conflict and "idempotency_key_in_use" in conflict
+    assert "idempotency" not in paths["/tasks/{task_id}/retry"]["post"]["responses"]["409"][
+        "description"]

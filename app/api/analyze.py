@@ -8,14 +8,13 @@ from flask import Blueprint, current_app
 
 from app.endpoints import DeferOption, Endpoint
 from app.errors import APIError
-from app.extensions import db
 from app.idempotency import idempotent
 from app.media_input import read_request
+from app.online import accepted_models
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_media import analyze_schema, upload_schema
 from core.netguard import UnsafeURLError, check_url
-from core.worker_models import accepted_models
 
 bp = Blueprint("analyze", __name__)
 analyze_endpoint = Endpoint(
@@ -39,11 +38,9 @@ def split_request(options: dict) -> tuple[dict, dict, dict]:
 
 def check_model(name: str | None) -> str:
     """``name`` (or the default) if an online worker can run it (see
-    :mod:`core.worker_models`); else a 400 naming the models that are."""
-    settings = current_app.config["HARK"]
-    name = name or settings.default_model
-    with db.session() as session:
-        models = accepted_models(session, settings)
+    :mod:`app.online`); else a 400 naming the models that are."""
+    name = name or current_app.config["HARK"].default_model
+    models = accepted_models()
     if name not in models:
         raise APIError(400, "unknown_model", f"unknown model {name!r}; available: "
                        + ", ".join(models), {"model": [f"choose one of {models}"]})
