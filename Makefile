@@ -41,6 +41,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 bench: $(VENV)/.bench-installed
+	./scripts/system-deps.sh wrk
 	./scripts/services.sh
 	$(BIN)/python -m bench.run_all
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import delete
 
 from core.db import Database
 from core.models import utcnow
@@ -48,29 +47,37 @@ def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# One statement: claim the key, or replace a claim older than the key's lifetime. Its
+# commit need not wait for its WAL flush: the task's own INSERT, later in the same WAL,
+# does wait, so a task that exists has a durable claim; a claim lost in a crash named no
+# task yet, and its client, which got no answer, retries with a fresh claim.
+CLAIM_SQL = """
+INSERT INTO idempotency_keys AS held (owner, key, endpoint, fingerprint, task_id, created_at)
+VALUES (%(owner)s, %(key)s, %(endpoint)s, %(fingerprint)s, %(task_id)s, %(now)s)
+ON CONFLICT (owner, key) DO UPDATE SET endpoint = excluded.endpoint,
+    fingerprint = excluded.fingerprint, task_id = excluded.task_id,
+    created_at = excluded.created_at
+WHERE held.created_at < %(expired)s
+RETURNING task_id, set_config('synchronous_commit', 'off', true)
+"""
+HELD_SQL = """SELECT task_id, endpoint, fingerprint, created_at FROM idempotency_keys
+WHERE owner = %(owner)s AND key = %(key)s"""
+
+
 def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> Claim:
-    """Claim ``key`` for this request, or find who holds it. One statement when the key
-    is new (or its claim expired, which it replaces); a second to read an existing one."""
+    """Claim ``key`` for this request, or find who holds it. One fixed statement when the
+    key is new (or its claim expired, which it replaces), committed without waiting for
+    the WAL (see ``CLAIM_SQL``); a second to read an existing one."""
     task_id = uuid.uuid4()
     now = utcnow()
-    table = IdempotencyKey.__table__
+    params = {"owner": owner, "key": key, "endpoint": endpoint, "fingerprint": digest,
+              "task_id": task_id, "now": now, "expired": now - KEY_LIFETIME}
     assert db.engine is not None, "Database.configure() was not called"
     with db.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        statement = postgresql.insert(table).values(
-            owner=owner, key=key, endpoint=endpoint, fingerprint=digest, task_id=task_id,
-            created_at=now)
-        statement = statement.on_conflict_do_update(
-            index_elements=["owner", "key"],
-            set_={c: statement.excluded[c]
-                  for c in ("endpoint", "fingerprint", "task_id", "created_at")},
-            where=table.c.created_at < now - KEY_LIFETIME,
-        ).returning(table.c.task_id)
-        inserted = conn.execute(statement).scalar()
-        held = None if inserted is not None else conn.execute(
-            select(table.c.task_id, table.c.endpoint, table.c.fingerprint,
-                   table.c.created_at)
-            .where(table.c.owner == owner, table.c.key == key)).one_or_none()
+        inserted = conn.exec_driver_sql(CLAIM_SQL, params).first()
+        held = None if inserted is not None else \
+            conn.exec_driver_sql(HELD_SQL, params).first()
     if inserted is not None:
         return Claim(task_id, True, endpoint, True)
     if held is None:  # released between our insert and select: try again
