@@ -194,6 +194,12 @@ def delete_task(task_id: str) -> Call[Task]:
     return Call("DELETE", f"/tasks/{_id(task_id)}", _one(Task))
 
 
+def stream_task(task_id: str, headers: dict[str, str]) -> Call[httpx.Response]:
+    """``GET /tasks/<id>/stream`` (Server-Sent Events; sent with ``stream=True``)."""
+    return Call("GET", f"/tasks/{_id(task_id)}/stream", lambda response: response,
+                headers=headers)
+
+
 def task_events(task_id: str) -> Call[Page[TaskEvent]]:
     return Call("GET", f"/tasks/{_id(task_id)}/events", _many(TaskEvent, "events"))
 

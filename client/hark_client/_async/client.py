@@ -183,7 +183,8 @@ class AsyncClient(BaseClient):
         task (``.transcript`` holds the result) or raises :class:`TaskFailedError`, or
         :class:`WaitTimeoutError` after ``timeout`` seconds. The server does the waiting
         (a notified wait, no polling) unless ``on_progress`` is given: then the client
-        polls and calls ``on_progress(task)`` as the task advances. ``on_upload(sent,
+        follows the task's event stream (``tasks.stream``, polling where it is
+        not available) and calls ``on_progress(task)`` as the task advances. ``on_upload(sent,
         total)`` follows the upload of a file. One ``idempotency_key`` (generated unless
         given) is sent with every retry of the submission.
 
@@ -281,7 +282,8 @@ class AsyncClient(BaseClient):
 
         ``defer=False`` lets the server hold the request until the task finishes (up to
         ``timeout``, 30 s by default), ``defer=True`` returns at once. ``wait=True`` then
-        polls until it is finished and raises :class:`TaskFailedError` if it failed.
+        waits (``tasks.wait``) until it is finished and raises :class:`TaskFailedError`
+        if it failed.
         """
         deadline = deadline_after(timeout)
         call = ops.diagnostics_sleep(seconds, fail, priority, device, queue, defer, timeout,
