@@ -13,9 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _operations as ops
-from .._base import Call, Poller, finished, notify_sync, sleep_sync
+from .._base import Call
 from .._types import NOT_GIVEN, NotGiven, ProgressCallback, RequestTimeout, Retries
-from ..errors import WaitTimeoutError
 from ..models import (
     CallbackSecret,
     Collection,
@@ -28,7 +27,7 @@ from ..models import (
     Webhook,
 )
 from ..models_platform import TaskEvent, TaskUpdate
-from .streaming import stream_updates
+from .streaming import follow_until_finished, poll_until_finished, stream_updates
 
 if TYPE_CHECKING:
     from .client import Client
@@ -131,39 +130,10 @@ class Tasks(_Resource):
         :class:`TaskFailedError` if it failed, :class:`WaitTimeoutError` after ``timeout``.
         """
         if not stream:
-            return self._poll(task_id, timeout, poll_interval, on_progress, retries,
-                                    request_timeout)
-        notified: tuple[object, object] | None = None
-        for update in self.stream(task_id, timeout=timeout, poll_interval=poll_interval,
-                                        retries=retries, request_timeout=request_timeout):
-            if update.kind == "task_event" or (
-                    update.kind == "progress" and update.task.finished and not update.polled):
-                continue  # the end follows: the last call gets the whole task
-            task = update.task
-            if update.kind == "end" and not update.polled:
-                task = self.get(task_id, retries=retries,
-                                      request_timeout=request_timeout)
-            if (task.status, task.progress) != notified:
-                notified = (task.status, task.progress)
-                notify_sync(on_progress, task)
-            if update.kind == "end":
-                return finished(task)
-        raise AssertionError("a task stream ends with its end")  # pragma: no cover
-
-    def _poll(self, task_id: str, timeout: float | None, poll_interval: float,
-                    on_progress: ProgressCallback | None, retries: Retries,
-                    request_timeout: RequestTimeout) -> Task:
-        poller = Poller(timeout, poll_interval)
-        while True:
-            task = self.get(task_id, retries=retries, request_timeout=request_timeout)
-            if poller.observe(task):
-                notify_sync(on_progress, task)
-            if task.finished:
-                return finished(task)
-            delay = poller.next_delay()
-            if delay is None:
-                raise WaitTimeoutError(task, timeout or 0.0)
-            sleep_sync(delay)
+            return poll_until_finished(self, task_id, timeout, poll_interval,
+                                             on_progress, retries, request_timeout)
+        return follow_until_finished(self, task_id, timeout, poll_interval,
+                                           on_progress, retries, request_timeout)
 
 
 class Collections(_Resource):

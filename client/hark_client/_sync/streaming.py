@@ -2,7 +2,8 @@
 # Change the async code, then run `python scripts/generate_sync.py`.
 """``client.tasks.stream(id)``: the task's Server-Sent Events, reconnecting with
 ``Last-Event-ID`` when a connection drops, and polling ``GET /tasks/<id>`` instead where
-the stream is not to be had (an older server, or a proxy that refuses or buffers it)."""
+the stream is not to be had (an older server, or a proxy that refuses or buffers it);
+and ``tasks.wait``, which follows it (or polls)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import _operations as ops
-from .._base import Poller, sleep_sync
+from .._base import Poller, finished, notify_sync, sleep_sync
 from .._logging import headers_for_log, log, log_request
 from .._sse import StreamState, is_event_stream
-from .._types import RequestTimeout, Retries, given
+from .._types import ProgressCallback, RequestTimeout, Retries, given
+from ..errors import WaitTimeoutError
+from ..models import Task
 from ..models_platform import TaskUpdate
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ def stream_updates(tasks: Tasks, task_id: str, timeout: float | None,
         request = client._build(client._http, call, None,
                                 _timeout(client._http, chosen, state.read_timeout()))
         log_request(request, client._secrets)
-        streamed = True
+        streamed, updates = True, []
         try:
             response = client._http.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -56,14 +59,19 @@ def stream_updates(tasks: Tasks, task_id: str, timeout: float | None,
                 streamed = is_event_stream(response.status_code, content_type)
                 if streamed:
                     for chunk in response.iter_bytes():
-                        for update in state.feed(chunk):
-                            yield update
+                        updates = state.feed(chunk)
                         if state.ended:
-                            return
+                            break  # closed first: the end is yielded after
+                        for update in updates:
+                            yield update
             except httpx.TransportError as exc:  # dropped, or silent past the read timeout
                 log.info("task stream interrupted: %s", type(exc).__name__)
             finally:
                 response.close()
+            if state.ended:
+                for update in updates:
+                    yield update
+                return
         if state.timed_out():
             raise state.timeout_error()
         failures = 0 if state.received else failures + 1
@@ -83,4 +91,42 @@ def stream_updates(tasks: Tasks, task_id: str, timeout: float | None,
         delay = poller.next_delay()
         if delay is None:
             raise state.timeout_error()
+        sleep_sync(delay)
+
+
+def follow_until_finished(tasks: Tasks, task_id: str, timeout: float | None,
+                                poll_interval: float, on_progress: ProgressCallback | None,
+                                retries: Retries, request_timeout: RequestTimeout) -> Task:
+    """``tasks.wait`` over the stream: ``on_progress`` on each change, the whole task last."""
+    notified: tuple[object, object] | None = None
+    for update in tasks.stream(task_id, timeout=timeout, poll_interval=poll_interval,
+                                     retries=retries, request_timeout=request_timeout):
+        if update.kind == "task_event" or (
+                update.kind == "progress" and update.task.finished and not update.polled):
+            continue  # the end follows: the last call gets the whole task
+        task = update.task
+        if update.kind == "end" and not update.polled:
+            task = tasks.get(task_id, retries=retries, request_timeout=request_timeout)
+        if (task.status, task.progress) != notified:
+            notified = (task.status, task.progress)
+            notify_sync(on_progress, task)
+        if update.kind == "end":
+            return finished(task)
+    raise AssertionError("a task stream ends with its end")  # pragma: no cover
+
+
+def poll_until_finished(tasks: Tasks, task_id: str, timeout: float | None,
+                              poll_interval: float, on_progress: ProgressCallback | None,
+                              retries: Retries, request_timeout: RequestTimeout) -> Task:
+    """``tasks.wait(stream=False)``: ``GET /tasks/<id>`` until it is finished."""
+    poller = Poller(timeout, poll_interval)
+    while True:
+        task = tasks.get(task_id, retries=retries, request_timeout=request_timeout)
+        if poller.observe(task):
+            notify_sync(on_progress, task)
+        if task.finished:
+            return finished(task)
+        delay = poller.next_delay()
+        if delay is None:
+            raise WaitTimeoutError(task, timeout or 0.0)
         sleep_sync(delay)
