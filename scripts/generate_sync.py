@@ -27,6 +27,7 @@ REPLACEMENTS = {
     "aclose": "close",
     "sleep_async": "sleep_sync",
     "notify_async": "notify_sync",
+    "aiter_bytes": "iter_bytes",
 }
 REMOVE_MARK = "# unasync: remove"
 HEADER = ("# Generated from hark_client/_async/{name} by scripts/generate_sync.py: do not edit.\n"

@@ -46,7 +46,7 @@ from .models import (
     Webhook,
     Word,
 )
-from .models_platform import Account, ModelCatalog, TaskEvent, Worker
+from .models_platform import Account, ModelCatalog, TaskEvent, TaskUpdate, Worker
 from .webhooks import sign_webhook, verify_webhook
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "ModelCatalog",
     "NotGiven",
     "TaskEvent",
+    "TaskUpdate",
     "UnsupportedMediaTypeError",
     "Worker",
     "APIConnectionError",

@@ -86,6 +86,25 @@ def _media(source: str) -> dict[str, Any]:
     return {"file": path}
 
 
+def _speech(args: argparse.Namespace) -> dict[str, Any]:
+    """The speech options of ``analyze``/``index`` (``--speakers`` and the bounds imply
+    ``--diarize``)."""
+    counts = {"num_speakers": args.speakers, "min_speakers": args.min_speakers,
+              "max_speakers": args.max_speakers}
+    bounds = args.min_speakers is not None or args.max_speakers is not None
+    if args.speakers is not None and bounds:
+        raise UsageError("give --speakers or --min-speakers/--max-speakers, not both")
+    if None not in (args.min_speakers, args.max_speakers) \
+            and args.min_speakers > args.max_speakers:
+        raise UsageError("--min-speakers is more than --max-speakers")
+    diarize = args.diarize or any(v is not None for v in counts.values())
+    return {"vad": args.vad, "vad_threshold": args.vad_threshold,
+            "vad_min_speech_ms": args.vad_min_speech_ms,
+            "vad_min_silence_ms": args.vad_min_silence_ms,
+            "vad_speech_pad_ms": args.vad_speech_pad_ms, "prompt": args.prompt,
+            "hotwords": args.hotword, "diarize": True if diarize else None, **counts}
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     media = _media(args.source)
     if args.filename:
@@ -95,7 +114,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "task": "translate" if args.translate else None,
             "word_timestamps": True if args.words else None, "priority": args.priority,
             "device": args.device, "queue": args.queue, "webhook": args.webhook,
-            "webhook_events": args.webhook_event,
+            "webhook_events": args.webhook_event, **_speech(args),
             "on_upload": UploadProgress(Path(args.source).name) if uploading else None}
 
 

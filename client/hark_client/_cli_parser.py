@@ -40,6 +40,53 @@ def _positive(text: str) -> int:
     return value
 
 
+def _bounded(kind: type, low: float, high: float, exclusive: bool = False) -> Any:
+    """An argparse type: a ``kind`` number within [low, high] (or (low, high))."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        inside = low < value < high if exclusive else low <= value <= high
+        if not inside:
+            bounds = f"between {low:g} and {high:g}" + (" (exclusive)" if exclusive else "")
+            raise argparse.ArgumentTypeError(f"must be {bounds}")
+        return value
+
+    return parse
+
+
+def _speech_args(p: argparse.ArgumentParser) -> None:
+    """Voice activity detection, prompt and hotwords, speaker diarization."""
+    group = p.add_argument_group("speech options")
+    group.add_argument("--no-vad", dest="vad", action="store_const", const=False,
+                       help="decode the whole file, not only the speech voice activity "
+                            "detection finds (VAD is on by default)")
+    ms = _bounded(int, 0, 60000)
+    group.add_argument("--vad-threshold", type=_bounded(float, 0, 1, exclusive=True),
+                       metavar="P", help="speech probability from which a frame is speech "
+                                         "(0-1, default 0.5)")
+    group.add_argument("--vad-min-speech-ms", type=ms, metavar="MS",
+                       help="drop speech shorter than this (default 250)")
+    group.add_argument("--vad-min-silence-ms", type=ms, metavar="MS",
+                       help="pauses shorter than this do not split speech (default 1000)")
+    group.add_argument("--vad-speech-pad-ms", type=ms, metavar="MS",
+                       help="audio kept on each side of detected speech (default 400)")
+    group.add_argument("--prompt", metavar="TEXT",
+                       help="text Whisper is conditioned on (spellings, style, context)")
+    group.add_argument("--hotword", action="append", metavar="TERM",
+                       help="a name or term to favour (repeatable)")
+    group.add_argument("--diarize", action="store_true",
+                       help="label each segment (and word) with its speaker")
+    speakers = _bounded(int, 1, 20)
+    group.add_argument("--speakers", type=speakers, metavar="N",
+                       help="exactly N speakers (1-20; implies --diarize)")
+    group.add_argument("--min-speakers", type=speakers, metavar="N",
+                       help="at least N speakers (implies --diarize)")
+    group.add_argument("--max-speakers", type=speakers, metavar="N",
+                       help="at most N speakers (implies --diarize)")
+
+
 def _wait_args(parser: argparse.ArgumentParser, optional: bool = True) -> None:
     if optional:
         parser.add_argument("--wait", action="store_true",
@@ -64,6 +111,7 @@ def _media_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--webhook", metavar="URL", help="POST the task's events to this URL")
     p.add_argument("--webhook-event", action="append", choices=EVENTS, metavar="EVENT",
                    help=f"an event for --webhook (repeatable; default all: {', '.join(EVENTS)})")
+    _speech_args(p)
     _wait_args(p)
 
 

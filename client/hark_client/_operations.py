@@ -132,16 +132,36 @@ def submit_media(endpoint: str, file: FileInput | None, url: str | None, filenam
                 min_read_timeout=read_timeout, headers=headers)
 
 
-def analyze_options(model: str | None, language: str | None, task: str | None,
-                    word_timestamps: bool | None, priority: int | None, device: str | None,
-                    queue: str | None, webhook: str | None,
-                    webhook_events: Sequence[str] | None) -> dict[str, Any]:
+SPEECH_OPTIONS = ("vad", "vad_threshold", "vad_min_speech_ms", "vad_min_silence_ms",
+                  "vad_speech_pad_ms", "prompt", "hotwords", "diarize", "num_speakers",
+                  "min_speakers", "max_speakers")
+"""Voice activity detection, prompt and hotwords, diarization: what both submissions take."""
+
+
+def analyze_options(model: str | None = None, language: str | None = None,
+                    task: str | None = None, word_timestamps: bool | None = None,
+                    priority: int | None = None, device: str | None = None,
+                    queue: str | None = None, webhook: str | None = None,
+                    webhook_events: Sequence[str] | None = None,
+                    **speech: Any) -> dict[str, Any]:
+    """The /analyze fields; ``speech`` holds the :data:`SPEECH_OPTIONS` (None: not sent)."""
     if task is not None and task not in ("transcribe", "translate"):
         raise ValueError("task must be 'transcribe' or 'translate'")
+    unknown = set(speech) - set(SPEECH_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    hotwords = speech.get("hotwords")
+    if isinstance(hotwords, str):
+        raise ValueError("hotwords is a list of names and terms, not one string")
+    if speech.get("num_speakers") is not None and (
+            speech.get("min_speakers") is not None or speech.get("max_speakers") is not None):
+        raise ValueError("give num_speakers or min_speakers/max_speakers, not both")
     return {"model": model, "language": language, "task": task,
             "word_timestamps": word_timestamps, "priority": priority, "device": device,
             "queue": queue, "webhook": webhook,
-            "webhook_events": list(webhook_events) if webhook_events is not None else None}
+            "webhook_events": list(webhook_events) if webhook_events is not None else None,
+            **{name: speech.get(name) for name in SPEECH_OPTIONS},
+            "hotwords": list(hotwords) if hotwords is not None else None}
 
 
 def index_options(collection: str, media_id: str | None, reindex_if_exists: bool | None,
@@ -172,6 +192,12 @@ def get_task(task_id: str) -> Call[Task]:
 
 def delete_task(task_id: str) -> Call[Task]:
     return Call("DELETE", f"/tasks/{_id(task_id)}", _one(Task))
+
+
+def stream_task(task_id: str, headers: dict[str, str]) -> Call[httpx.Response]:
+    """``GET /tasks/<id>/stream`` (Server-Sent Events; sent with ``stream=True``)."""
+    return Call("GET", f"/tasks/{_id(task_id)}/stream", lambda response: response,
+                headers=headers)
 
 
 def task_events(task_id: str) -> Call[Page[TaskEvent]]:

@@ -83,6 +83,8 @@ class Word(_Model):
     start: float | None = None
     end: float | None = None
     probability: float | None = None
+    speaker: str | None = None
+    """``SPEAKER_00``, ``SPEAKER_01``, … when the task was diarized."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -93,6 +95,8 @@ class Segment(_Model):
     end: float | None = None
     text: str | None = None
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None
+    """``SPEAKER_00``, ``SPEAKER_01``, … when the task was diarized."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     _nested = {"words": _list_of(Word)}
@@ -107,6 +111,8 @@ class Transcript(_Model):
     duration: float | None = None
     model: str | None = None
     segments: list[Segment] = field(default_factory=list)
+    speakers: list[dict[str, Any]] | None = None
+    """With ``diarize``: ``[{"speaker": "SPEAKER_00", "speaking_time": 12.2}, …]``."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     _nested = {"segments": _list_of(Segment)}

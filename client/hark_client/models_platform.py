@@ -1,4 +1,5 @@
-"""What ``/tasks/<id>/events``, ``/me``, ``/models`` and ``/workers`` return."""
+"""What ``/tasks/<id>/events``, ``/tasks/<id>/stream``, ``/me``, ``/models`` and
+``/workers`` return."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .models import _Model
+from .models import Task, _Model
 
 
 @dataclass
@@ -25,6 +26,37 @@ class TaskEvent(_Model):
 
         event.at = parse_datetime(event.at)
         return event
+
+
+@dataclass
+class TaskUpdate:
+    """One item of ``client.tasks.stream(id)``.
+
+    ``kind`` is ``"task_event"`` (``event`` holds the audit-trail entry, ``id`` its id),
+    ``"progress"`` (the status, progress or error changed) or ``"end"``, the last one:
+    the task completed or failed (or ``status == "deleted"``). ``task`` is the task as
+    last seen: its id, status, progress and error, and everything else when ``polled``
+    (read from ``GET /tasks/<id>`` because the stream was not available).
+    """
+
+    kind: str
+    task: Task
+    event: TaskEvent | None = None
+    id: str | None = None
+    polled: bool = False
+    raw: Any = field(default=None, repr=False)
+
+    @property
+    def status(self) -> str | None:
+        return self.task.status
+
+    @property
+    def progress(self) -> int | None:
+        return self.task.progress
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.task.error
 
 
 @dataclass

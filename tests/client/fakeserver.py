@@ -1,5 +1,6 @@
 """A tiny scripted HTTP server on loopback, for what a real server will not do on demand
-(fail transiently, answer 429) and for looking at the exact requests the client sends."""
+(fail transiently, answer 429, cut an event stream mid-message, buffer it) and for looking
+at the exact requests the client sends."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering (to make the client's request time out)."""
+    stream: list[bytes] | None = None
+    """An event stream instead of ``body``: these chunks, sent one by one (HTTP/1.1,
+    chunked), then the end of the body."""
+    cut: bool = False
+    """With ``stream``: drop the connection after the chunks, without ending the body."""
+    hold: bool = False
+    """With ``stream``: after the chunks, send nothing more until the server closes
+    (a proxy that buffers the stream)."""
 
 
 @dataclass
@@ -38,6 +47,7 @@ class FakeServer:
         self.replies = list(replies) or [Reply()]
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
+        self.closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +61,8 @@ class FakeServer:
                     json.dumps(reply.body).encode()
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.stream is not None:
+                    return self._stream(reply)
                 self.send_response(reply.status)
                 headers = {"content-type": "application/json", **reply.headers}
                 for key, value in headers.items():
@@ -58,6 +70,24 @@ class FakeServer:
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _stream(self, reply: Reply) -> None:
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(reply.status)
+                headers = {"content-type": "text/event-stream", "cache-control": "no-cache",
+                           **reply.headers}
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for chunk in reply.stream:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.close_connection = True
+                if reply.hold:
+                    server.closing.wait(60)
+                if not reply.cut:
+                    self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -79,5 +109,6 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -105,7 +105,9 @@ def test_analyze_wait_shows_progress_then_prints_the_transcript(tmp_path):
     media.write_bytes(b"RIFF....WAVE")
     task = {"id": "t-9", "endpoint": "/analyze", "status": "running", "progress": 50}
     vtt = "WEBVTT\n\n00:00.000 --> 00:01.500\nHello world.\n"
-    replies = [Reply(202, {"task_id": "t-9", "status": "assigned"}), Reply(200, task),
+    no_stream = Reply(405, {"error": "method_not_allowed", "message": "a proxy"})
+    replies = [Reply(202, {"task_id": "t-9", "status": "assigned"}), no_stream,
+               Reply(200, task),
                Reply(200, {**task, "status": "completed", "progress": 100,
                            "result": {"text": "Hello world.", "segments": []}}),
                Reply(200, vtt.encode(), {"content-type": "text/vtt"})]
@@ -116,8 +118,9 @@ def test_analyze_wait_shows_progress_then_prints_the_transcript(tmp_path):
     assert done.stdout == vtt
     assert "running 50%" in done.stderr and "completed 100%" in done.stderr
     calls = [(r.method, r.path) for r in server.requests]
-    assert calls == [("POST", "/analyze?defer=true"), ("GET", "/tasks/t-9"),
-                     ("GET", "/tasks/t-9"), ("GET", "/tasks/t-9/transcript?format=vtt")]
+    assert calls == [("POST", "/analyze?defer=true"), ("GET", "/tasks/t-9/stream"),
+                     ("GET", "/tasks/t-9"), ("GET", "/tasks/t-9"),
+                     ("GET", "/tasks/t-9/transcript?format=vtt")]
     upload = server.requests[0].body
     assert b'name="task"\r\n\r\ntranslate' in upload
     assert b'name="word_timestamps"\r\n\r\ntrue' in upload
@@ -128,7 +131,9 @@ def test_analyze_wait_on_a_failing_task_exits_1(tmp_path):
     media.write_bytes(b"RIFF")
     failed = {"id": "t-8", "status": "failed", "progress": 0,
               "error": {"type": "MediaError", "message": "not audio"}}
-    replies = [Reply(202, {"task_id": "t-8", "status": "assigned"}), Reply(200, failed)]
+    replies = [Reply(202, {"task_id": "t-8", "status": "assigned"}),
+               Reply(stream=[b"event: end\ndata: {\"status\": \"failed\"}\n\n"]),
+               Reply(200, failed)]
     with FakeServer(*replies) as server:
         done = hark_cli("analyze", str(media), "--wait", url=server.url, key="k")
     assert done.returncode == 1 and "MediaError: not audio" in done.stderr

@@ -255,3 +255,47 @@ def test_ctrl_c_while_waiting_says_how_to_resume(api_url, api_key, hark):
     assert process.returncode == 130
     assert f"task {task.id} keeps running" in rest
     assert f"hark tasks wait {task.id}" in rest and "Traceback" not in rest
+
+
+NAMES = "Tomorrow I will meet Siobhan Nguyen at the Qdrant office."
+
+
+def test_speech_flags_reach_the_task_and_the_progress_bar_follows_the_stream(
+        cli, tmp_path, caplog):
+    from bench.speech import espeak_available, make_speech_clip
+
+    if not espeak_available():
+        pytest.skip("espeak-ng not installed")
+    clip = make_speech_clip(tmp_path / "names.wav", NAMES)
+    caplog.set_level("DEBUG", logger="hark_client")
+    done = cli("analyze", str(clip), "--wait", "--timeout", "240", "--format", "json",
+               "--model", "tiny.en", "--prompt", "A meeting.", "--hotword", "Siobhan Nguyen",
+               "--hotword", "Qdrant", "--diarize", "--max-speakers", "3",
+               "--vad-threshold", "0.4", "--vad-min-speech-ms", "200",
+               "--vad-min-silence-ms", "800", "--vad-speech-pad-ms", "300")
+    result = json.loads(done.stdout)
+    assert result["speakers"][0]["speaker"] == "SPEAKER_00"
+    assert all(s["speaker"] == "SPEAKER_00" for s in result["segments"])
+    # The progress bar (not a terminal: a line per change) ends with the finished task.
+    lines = done.stderr.splitlines()
+    assert lines[-1].startswith("completed 100% (") and " task " in lines[-1]
+    task_id = lines[-1].rsplit(" ", 1)[1]
+    streamed = [r.getMessage() for r in caplog.records
+                if f"/tasks/{task_id}/stream -> 200" in r.getMessage()]
+    assert streamed, "the progress bar did not follow the event stream"
+    assert not any("polling" in r.getMessage() for r in caplog.records)
+    options = json.loads(cli("--json", "tasks", "get", task_id).stdout)["data"]["options"]
+    assert (options["prompt"], options["hotwords"]) == ("A meeting.", ["Siobhan Nguyen",
+                                                                      "Qdrant"])
+    assert options["diarize"] is True and options["max_speakers"] == 3
+    assert (options["vad"], options["vad_threshold"], options["vad_min_speech_ms"],
+            options["vad_min_silence_ms"], options["vad_speech_pad_ms"]) == \
+        (True, 0.4, 200, 800, 300)
+
+    cli("collections", "create", "talks", "--name", "Talks")
+    submitted = cli("index", "http://127.0.0.1:9/a.wav", "--collection", "talks",
+                    "--no-vad", "--speakers", "2", "-q")
+    other = submitted.stdout.strip()
+    options = json.loads(cli("--json", "tasks", "get", other).stdout)["data"]["options"]
+    assert (options["vad"], options["diarize"], options["num_speakers"]) == (False, True, 2)
+    cli("tasks", "delete", other)

@@ -198,3 +198,87 @@ def test_environment_supplies_url_and_key(monkeypatch):
     with Client(api_key="explicit") as client:
         assert client.base_url == "http://127.0.0.1:8000"
         assert client.headers["x-api-key"] == "explicit"
+
+
+SPEECH = {"vad": False, "vad_threshold": 0.35, "vad_min_speech_ms": 100,
+          "vad_min_silence_ms": 500, "vad_speech_pad_ms": 200,
+          "prompt": "A talk about vector search.", "hotwords": ["Siobhan Nguyen", "Qdrant"],
+          "diarize": True, "min_speakers": 2, "max_speakers": 3}
+
+
+def test_speech_options_reach_analyze_and_index():
+    with FakeServer(ACCEPTED) as server, Client(server.url, "k") as client:
+        client.analyze(url="https://example.com/a.mp3", **SPEECH)
+        client.index(url="https://example.com/a.mp3", collection="c", diarize=True,
+                     num_speakers=2, vad=True, hotwords=("Qdrant",))
+        client.index(io.BytesIO(b"RIFF"), filename="a.wav", collection="c", **SPEECH)
+        client.analyze(url="https://example.com/a.mp3")
+    as_json, counted, upload, plain = server.requests
+    assert as_json.json() == {"media": {"url": "https://example.com/a.mp3"}, **SPEECH}
+    assert counted.json() == {"media": {"url": "https://example.com/a.mp3"}, "collection": "c",
+                              "vad": True, "hotwords": ["Qdrant"], "diarize": True,
+                              "num_speakers": 2}
+    body = upload.body
+    for name, text in (("vad", b"false"), ("vad_threshold", b"0.35"),
+                       ("vad_min_speech_ms", b"100"), ("vad_min_silence_ms", b"500"),
+                       ("vad_speech_pad_ms", b"200"), ("prompt", b"A talk about vector search."),
+                       ("diarize", b"true"), ("min_speakers", b"2"), ("max_speakers", b"3"),
+                       ("collection", b"c")):
+        assert f'name="{name}"\r\n\r\n'.encode() + text + b"\r\n" in body, name
+    # hotwords: the form field repeated, once per term.
+    assert b'name="hotwords"\r\n\r\nSiobhan Nguyen\r\n' in body
+    assert b'name="hotwords"\r\n\r\nQdrant\r\n' in body and body.count(b'"hotwords"') == 2
+    assert b'name="num_speakers"' not in body
+    assert plain.json() == {"media": {"url": "https://example.com/a.mp3"}}  # defaults unsent
+
+
+def test_speech_options_are_checked_before_sending():
+    with Client("http://127.0.0.1:9", "k") as client:
+        with pytest.raises(ValueError, match="num_speakers"):
+            client.analyze(b"x", num_speakers=2, max_speakers=3)
+        with pytest.raises(ValueError, match="hotwords"):
+            client.index(b"x", collection="c", hotwords="Qdrant")
+
+
+def test_async_client_sends_the_speech_options():
+    async def scenario(url: str) -> None:
+        async with AsyncClient(url, "key") as client:
+            await client.analyze(url="https://example.com/a.mp3", **SPEECH)
+            await client.index(url="https://example.com/a.mp3", collection="c", prompt="Hi.")
+
+    with FakeServer(ACCEPTED) as server:
+        asyncio.run(scenario(server.url))
+    analyzed, indexed = server.requests
+    assert analyzed.json() == {"media": {"url": "https://example.com/a.mp3"}, **SPEECH}
+    assert indexed.json() == {"media": {"url": "https://example.com/a.mp3"}, "collection": "c",
+                              "prompt": "Hi."}
+
+
+def test_cli_speech_flags_build_the_request(capsys):
+    from hark_client.cli import main
+
+    flags = ["--no-vad", "--vad-threshold", "0.35", "--vad-min-speech-ms", "100",
+             "--vad-min-silence-ms", "500", "--vad-speech-pad-ms", "200", "--prompt",
+             "A talk about vector search.", "--hotword", "Siobhan Nguyen", "--hotword",
+             "Qdrant", "--min-speakers", "2", "--max-speakers", "3"]
+    with FakeServer(ACCEPTED) as server:
+        assert main(["--url", server.url, "--api-key", "k", "analyze",
+                     "https://example.com/a.mp3", *flags]) == 0
+        assert main(["--url", server.url, "--api-key", "k", "index",
+                     "https://example.com/a.mp3", "--collection", "c", "--speakers", "2"]) == 0
+        assert main(["--url", server.url, "--api-key", "k", "analyze",
+                     "https://example.com/a.mp3", "--diarize"]) == 0
+    analyzed, indexed, diarized = (r.json() for r in server.requests)
+    assert analyzed == {"media": {"url": "https://example.com/a.mp3"}, **SPEECH}
+    assert indexed == {"media": {"url": "https://example.com/a.mp3"}, "collection": "c",
+                       "diarize": True, "num_speakers": 2}  # --speakers implies --diarize
+    assert diarized == {"media": {"url": "https://example.com/a.mp3"}, "diarize": True}
+    capsys.readouterr()
+    for bad in (["--speakers", "2", "--max-speakers", "3"], ["--min-speakers", "3",
+                "--max-speakers", "2"], ["--vad-threshold", "1"], ["--speakers", "21"],
+                ["--vad-speech-pad-ms", "-1"]):
+        with pytest.raises(SystemExit) as caught:
+            main(["--url", "http://127.0.0.1:9", "analyze", "https://example.com/a.mp3",
+                  *bad])
+        assert caught.value.code == 2, bad
+    assert "--speakers or --min-speakers" in capsys.readouterr().err

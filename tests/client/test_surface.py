@@ -43,14 +43,16 @@ def test_a_waited_submission_is_one_request_the_server_holds():
     assert forever.succeeded and len(server.requests) == 2  # no polling
 
 
-def test_a_202_from_a_server_wait_falls_back_to_polling():
+def test_a_202_from_a_server_wait_falls_back_to_the_stream_then_polling():
     running = {**DONE, "status": "running", "progress": 50, "result": None}
-    replies = [ACCEPTED, Reply(200, running), Reply(200, DONE)]
+    no_stream = Reply(404, {"error": "not_found", "message": "an older server"})
+    replies = [ACCEPTED, no_stream, Reply(200, running), Reply(200, DONE)]
     with FakeServer(*replies) as server, Client(server.url, "k") as client:
         task = client.analyze(url="https://example.com/a.mp3", wait=True, timeout=30)
     assert task.succeeded
     calls = [(r.method, urlsplit(r.path).path) for r in server.requests]
-    assert calls == [("POST", "/analyze"), ("GET", "/tasks/t-1"), ("GET", "/tasks/t-1")]
+    assert calls == [("POST", "/analyze"), ("GET", "/tasks/t-1/stream"),
+                     ("GET", "/tasks/t-1"), ("GET", "/tasks/t-1")]
 
 
 def test_on_progress_polls_from_a_deferred_submission():

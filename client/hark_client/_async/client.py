@@ -158,6 +158,17 @@ class AsyncClient(BaseClient):
         queue: str | None = None,
         webhook: str | None = None,
         webhook_events: Sequence[str] | None = None,
+        vad: bool | None = None,
+        vad_threshold: float | None = None,
+        vad_min_speech_ms: int | None = None,
+        vad_min_silence_ms: int | None = None,
+        vad_speech_pad_ms: int | None = None,
+        prompt: str | None = None,
+        hotwords: Sequence[str] | None = None,
+        diarize: bool | None = None,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
         wait: bool = False,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -172,12 +183,28 @@ class AsyncClient(BaseClient):
         task (``.transcript`` holds the result) or raises :class:`TaskFailedError`, or
         :class:`WaitTimeoutError` after ``timeout`` seconds. The server does the waiting
         (a notified wait, no polling) unless ``on_progress`` is given: then the client
-        polls and calls ``on_progress(task)`` as the task advances. ``on_upload(sent,
+        follows the task's event stream (``tasks.stream``, polling where it is
+        not available) and calls ``on_progress(task)`` as the task advances. ``on_upload(sent,
         total)`` follows the upload of a file. One ``idempotency_key`` (generated unless
         given) is sent with every retry of the submission.
+
+        Speech options (None leaves the server's default): ``vad`` (default True) decodes
+        only the speech Silero VAD finds, tuned by ``vad_threshold`` (speech probability,
+        0-1 exclusive; 0.5), ``vad_min_speech_ms`` (250), ``vad_min_silence_ms`` (1000)
+        and ``vad_speech_pad_ms`` (400), each 0-60000. ``prompt`` is the text Whisper is
+        conditioned on (spellings, style) and ``hotwords`` a list of names and terms put
+        in front of it; together they must fit Whisper's prompt budget. ``diarize=True``
+        labels segments and words with their ``speaker``; give ``num_speakers`` (exact)
+        or ``min_speakers``/``max_speakers`` (1-20).
         """
+        speech = {"vad": vad, "vad_threshold": vad_threshold,
+                  "vad_min_speech_ms": vad_min_speech_ms,
+                  "vad_min_silence_ms": vad_min_silence_ms,
+                  "vad_speech_pad_ms": vad_speech_pad_ms, "prompt": prompt,
+                  "hotwords": hotwords, "diarize": diarize, "num_speakers": num_speakers,
+                  "min_speakers": min_speakers, "max_speakers": max_speakers}
         options = ops.analyze_options(model, language, task, word_timestamps, priority,
-                                      device, queue, webhook, webhook_events)
+                                      device, queue, webhook, webhook_events, **speech)
         return await self._submit("/analyze", file, url, filename, options, wait, timeout,
                                   on_progress, on_upload, idempotency_key, retries,
                                   request_timeout)
@@ -200,6 +227,17 @@ class AsyncClient(BaseClient):
         queue: str | None = None,
         webhook: str | None = None,
         webhook_events: Sequence[str] | None = None,
+        vad: bool | None = None,
+        vad_threshold: float | None = None,
+        vad_min_speech_ms: int | None = None,
+        vad_min_silence_ms: int | None = None,
+        vad_speech_pad_ms: int | None = None,
+        prompt: str | None = None,
+        hotwords: Sequence[str] | None = None,
+        diarize: bool | None = None,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
         wait: bool = False,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -208,11 +246,18 @@ class AsyncClient(BaseClient):
         retries: Retries = None,
         request_timeout: RequestTimeout = NOT_GIVEN,
     ) -> Task:
-        """Transcribe a file or URL into ``collection`` for search; the rest as in analyze."""
+        """Transcribe a file or URL into ``collection`` for search; the other options,
+        the speech options included, are those of :meth:`analyze`."""
+        speech = {"vad": vad, "vad_threshold": vad_threshold,
+                  "vad_min_speech_ms": vad_min_speech_ms,
+                  "vad_min_silence_ms": vad_min_silence_ms,
+                  "vad_speech_pad_ms": vad_speech_pad_ms, "prompt": prompt,
+                  "hotwords": hotwords, "diarize": diarize, "num_speakers": num_speakers,
+                  "min_speakers": min_speakers, "max_speakers": max_speakers}
         options = ops.index_options(
             collection, media_id, reindex_if_exists, model=model, language=language,
             task=task, word_timestamps=word_timestamps, priority=priority, device=device,
-            queue=queue, webhook=webhook, webhook_events=webhook_events)
+            queue=queue, webhook=webhook, webhook_events=webhook_events, **speech)
         return await self._submit("/index", file, url, filename, options, wait, timeout,
                                   on_progress, on_upload, idempotency_key, retries,
                                   request_timeout)
@@ -237,7 +282,8 @@ class AsyncClient(BaseClient):
 
         ``defer=False`` lets the server hold the request until the task finishes (up to
         ``timeout``, 30 s by default), ``defer=True`` returns at once. ``wait=True`` then
-        polls until it is finished and raises :class:`TaskFailedError` if it failed.
+        waits (``tasks.wait``) until it is finished and raises :class:`TaskFailedError`
+        if it failed.
         """
         deadline = deadline_after(timeout)
         call = ops.diagnostics_sleep(seconds, fail, priority, device, queue, defer, timeout,

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _operations as ops
-from .._base import Call, Poller, finished, notify_async, sleep_async
+from .._base import Call
 from .._types import NOT_GIVEN, NotGiven, ProgressCallback, RequestTimeout, Retries
-from ..errors import WaitTimeoutError
 from ..models import (
     CallbackSecret,
     Collection,
@@ -25,7 +24,8 @@ from ..models import (
     TaskCounts,
     Webhook,
 )
-from ..models_platform import TaskEvent
+from ..models_platform import TaskEvent, TaskUpdate
+from .streaming import follow_until_finished, poll_until_finished, stream_updates
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -44,7 +44,7 @@ class _AsyncResource:
 
 
 class AsyncTasks(_AsyncResource):
-    """``client.tasks``: count, list, get, events, delete (cancels), retry, wait."""
+    """``client.tasks``: count, list, get, events, delete (cancels), retry, stream, wait."""
 
     async def count(self, *, retries: Retries = None,
                     request_timeout: RequestTimeout = NOT_GIVEN) -> TaskCounts:
@@ -93,27 +93,45 @@ class AsyncTasks(_AsyncResource):
         """Run a failed or not_finished task again (:class:`ConflictError` otherwise)."""
         return await self._send(ops.retry_task(task_id), retries, request_timeout)
 
+    async def stream(self, task_id: str, *, timeout: float | None = None,
+                     poll_interval: float = 0.5, idle_timeout: float = 20.0,
+                     retries: Retries = None, request_timeout: RequestTimeout = NOT_GIVEN,
+                     ) -> AsyncIterator[TaskUpdate]:
+        """The task's updates as they happen, through ``"end"``: ``TaskUpdate``s of kind
+        ``"task_event"`` (its audit trail, replayed from the start), ``"progress"`` and
+        ``"end"``.
+
+        Reads ``GET /tasks/<id>/stream`` (Server-Sent Events). A dropped connection is
+        resumed with ``Last-Event-ID``; nothing is delivered twice. Where the server or
+        a proxy does not answer with an event stream (404, 405, 429, another content
+        type, or nothing for ``idle_timeout`` seconds on the first connection, as when
+        a proxy buffers it), it polls ``GET /tasks/<id>`` instead (every
+        ``poll_interval`` seconds, slowing to 5 s while nothing changes), yielding
+        ``"progress"`` on each change and ``"end"`` (``polled=True``) once finished.
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds.
+        """
+        async for update in stream_updates(self, task_id, timeout, poll_interval,
+                                           idle_timeout, retries, request_timeout):
+            yield update
+
     async def wait(self, task_id: str, timeout: float | None = None,
                    poll_interval: float = 0.5, on_progress: ProgressCallback | None = None, *,
-                   retries: Retries = None,
+                   stream: bool = True, retries: Retries = None,
                    request_timeout: RequestTimeout = NOT_GIVEN) -> Task:
-        """Poll until the task is finished and return it.
+        """Wait until the task is finished and return it.
 
-        ``on_progress(task)`` is called whenever its status or progress changes. Polls every
-        ``poll_interval`` seconds, slowing to every 5 s while nothing changes. Raises
+        Follows ``stream()`` (which polls where the stream is not available), or polls
+        with ``stream=False``. ``on_progress(task)`` is called whenever its status or
+        progress changes; from the stream that task holds id, status, progress and
+        error, the last call gets the whole task. Polling is every ``poll_interval``
+        seconds, slowing to every 5 s while nothing changes. Raises
         :class:`TaskFailedError` if it failed, :class:`WaitTimeoutError` after ``timeout``.
         """
-        poller = Poller(timeout, poll_interval)
-        while True:
-            task = await self.get(task_id, retries=retries, request_timeout=request_timeout)
-            if poller.observe(task):
-                await notify_async(on_progress, task)
-            if task.finished:
-                return finished(task)
-            delay = poller.next_delay()
-            if delay is None:
-                raise WaitTimeoutError(task, timeout or 0.0)
-            await sleep_async(delay)
+        if not stream:
+            return await poll_until_finished(self, task_id, timeout, poll_interval,
+                                             on_progress, retries, request_timeout)
+        return await follow_until_finished(self, task_id, timeout, poll_interval,
+                                           on_progress, retries, request_timeout)
 
 
 class AsyncCollections(_AsyncResource):
