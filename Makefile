@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 # The CPU wheel on CI machines; on a GPU host pip picks the CUDA build of the same version.
 TORCH ?= torch==2.13.0
+# The GPU machine's own Python, which has torch (make gpu-check).
+GPU_PYTHON ?= python3
 
-.PHONY: run test lint bench faults clean
+.PHONY: run test lint bench faults gpu-wheels gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,14 @@ bench: $(VENV)/.bench-installed
 faults: $(VENV)/.installed
 	./scripts/services.sh
 	$(BIN)/python -m bench.faults.run_all
+
+# A GPU machine without a registry: make the carried folder here, then on that machine
+# (Python 3.12 and torch there) `make gpu-check` installs it offline and runs the check.
+gpu-wheels: $(VENV)/.installed
+	./scripts/gpu-wheels.sh
+
+gpu-check:
+	$(GPU_PYTHON) -m bench.gpu_check --wheels var/gpu-wheels $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf var .pytest_cache
