@@ -6,12 +6,12 @@ For each model (tiny.en, base), on real speech from ``bench/corpus.py``:
   short  8 files of 22-30 s submitted at once
 
 Hark: ``POST /analyze`` (upload -> completed) through the real API and one real worker
-(``WORKER_CONCURRENCY=1``, the default pool, model preloaded). Peer: ``faster_whisper``'s
-``BatchedInferencePipeline`` (int8, batch 8) in this process on the same CTranslate2
-files, options pinned to Hark's (``bench/peer_engine.py``); for the 8 files both one call
-per file and all 8 pooled into shared batches. Same cores (the peer gets as many threads
-as torch uses here), runs interleaved, medians of ``--runs``. Prints wall times, the
-ratio Hark / peer and the WER of each side.
+(``WORKER_CONCURRENCY=1``, the default pool, or ``--concurrency``; model preloaded).
+Peer: ``faster_whisper``'s ``BatchedInferencePipeline`` (int8, batch 8) in this process on
+the same CTranslate2 files, options pinned to Hark's (``bench/peer_engine.py``); for the
+8 files both one call per file and all 8 pooled into shared batches. Same cores (the peer
+gets as many threads as torch uses here), runs interleaved, medians of ``--runs``. Prints
+wall times, the ratio Hark / peer and the WER of each side.
 
 VAD: ``--vad off`` (default): Hark ``vad=false``, peer ``vad_filter=False`` decoding
 Hark's own windows, so both see identical windows. ``--vad on``: Hark's default Silero VAD
@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vad", choices=("off", "on"), default="off")
     parser.add_argument("--hark-quantize", choices=("off", "int8"), default=None,
                         help="Hark's CPU weights (default: the registry's, WHISPER_QUANTIZE)")
+    parser.add_argument("--concurrency", type=int, default=1, help="Hark's WORKER_CONCURRENCY")
+    parser.add_argument("--worker-threads", type=int, default=None,
+                        help="Hark's WORKER_THREADS (default: cores / concurrency)")
     parser.add_argument("--quick", action="store_true", help="one run, tiny.en only")
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,20 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     env = {"PRELOAD_MODELS": ",".join(args.models)}
     if args.hark_quantize:
         env["WHISPER_QUANTIZE"] = args.hark_quantize
-    print(f"models {', '.join(args.models)}; {args.runs} run(s), medians; {threads} threads "
-          f"both sides; VAD {args.vad} both sides (Hark vad={str(vad).lower()}, peer "
-          f"vad_filter={vad}); Hark weights {args.hark_quantize or 'registry default'}, "
-          f"peer int8 batch 8; greedy, language en, segment timestamps on both sides")
+    if args.worker_threads:
+        env["WORKER_THREADS"] = str(args.worker_threads)
+    print(f"models {', '.join(args.models)}; {args.runs} run(s), medians; {threads} cores; "
+          f"peer {threads} threads; Hark {args.concurrency} pool process(es) of "
+          f"{args.worker_threads or 'cores / concurrency'} threads; VAD {args.vad} both "
+          f"sides (Hark vad={str(vad).lower()}, peer vad_filter={vad}); Hark weights "
+          f"{args.hark_quantize or 'registry default'}, peer int8 batch 8; greedy, "
+          "language en, segment timestamps on both sides")
     with tempfile.TemporaryDirectory(prefix="hark-peer-") as tmp, \
             platform(Path(tmp) / "platform", **env) as bench:
-        bench.worker(name="whisper", WORKER_CONCURRENCY="1")
+        bench.worker(name="whisper", WORKER_CONCURRENCY=str(args.concurrency))
         rows = []
         for name in args.models:
             rows += measure(bench, name, args.runs, vad, threads, Path(tmp) / name)
     print(table(ratios(rows), ["model", "workload", "peer", "Hark s", "peer s",
                                "Hark / peer", "Hark WER %", "peer WER %"]))
     path = write_results("asr_peer", {"runs": args.runs, "vad": args.vad, "threads": threads,
-                                      "hark_quantize": args.hark_quantize, "rows": rows})
+                                      "hark_quantize": args.hark_quantize,
+                                      "concurrency": args.concurrency,
+                                      "worker_threads": args.worker_threads, "rows": rows})
     print(f"wrote {path}")
     return 0
 

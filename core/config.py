@@ -31,6 +31,17 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def worker_threads() -> int:
+    """Torch intra-op threads for one model pool process: ``WORKER_THREADS`` when set
+    above 0, else the CPUs this process may run on divided by ``WORKER_CONCURRENCY``
+    (default 1, as ``workers.start``), at least 1, so the pool does not oversubscribe."""
+    threads = _env_int("WORKER_THREADS", 0)
+    if threads > 0:
+        return threads
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // max(1, _env_int("WORKER_CONCURRENCY", 1)))
+
+
 # The embedded servers' ports: the standard ones plus 10000, clear of a system install.
 EMBEDDED_PG_PORT = 15432
 EMBEDDED_REDIS_PORT = 16379

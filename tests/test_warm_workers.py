@@ -30,3 +30,35 @@ def test_model_preloaded_once_per_process_and_reused(client, auth, settings_env,
     assert loads[0]["process"].startswith("ForkPoolWorker")
     # Loaded in the pool child (after fork) before that child started its first task.
     assert log.index("model tiny.en loaded") < log.index("started: /analyze")
+
+
+def test_pool_processes_share_the_cpus_for_torch(settings_env, log_dir, monkeypatch):
+    """Each pool process runs torch on cores / WORKER_CONCURRENCY threads (WORKER_THREADS
+    overrides), so two processes do not both spin every core."""
+    import os
+
+    from core.config import worker_threads
+    from tests.support import wait_for
+
+    monkeypatch.delenv("WORKER_THREADS", raising=False)
+    monkeypatch.setenv("WORKER_CONCURRENCY", "2")
+    cpus = len(os.sched_getaffinity(0))
+    assert worker_threads() == max(1, cpus // 2)
+    monkeypatch.setenv("WORKER_CONCURRENCY", str(cpus * 4))
+    assert worker_threads() == 1
+    monkeypatch.setenv("WORKER_THREADS", "3")
+    assert worker_threads() == 3
+    monkeypatch.delenv("WORKER_THREADS")
+
+    pool = start_worker(settings_env, log_dir, name="threads", WORKER_CONCURRENCY="2",
+                        WORKER_QUEUES="threads")
+    try:
+        def lines():
+            return [json.loads(line) for line in pool.output().splitlines()
+                    if line.startswith("{") and "torch threads" in line]
+
+        wait_for(lambda: len(lines()) == 2, timeout=60, message="both pool processes")
+    finally:
+        pool.stop()
+    assert {e["message"].split(": ")[1] for e in lines()} == {f"{max(1, cpus // 2)} torch threads"}
+    assert {e["process"][:14] for e in lines()} == {"ForkPoolWorker"}

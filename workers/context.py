@@ -98,6 +98,19 @@ def stop_relay() -> None:
         _relay = None
 
 
+def set_threads() -> None:
+    """Give this pool process its share of the CPUs for torch (``core.config.worker_threads``)."""
+    from core.config import worker_threads
+
+    try:
+        import torch
+    except ImportError:  # a host without the model stack runs no model
+        return
+    threads = worker_threads()
+    torch.set_num_threads(threads)
+    log.info("pool process %d: %d torch threads", os.getpid(), threads)
+
+
 def after_fork() -> None:
     """Runs in each pool child: fresh connections, announce, warm the configured models."""
     global _database, _presence
@@ -106,6 +119,7 @@ def after_fork() -> None:
         _database.dispose()
         _database = None
     _presence = None
+    set_threads()
     start_presence()
     preload = [m for m in os.environ.get("PRELOAD_MODELS", "").split(",") if m.strip()]
     if preload:
