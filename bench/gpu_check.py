@@ -8,8 +8,8 @@ and 32 over 32 clips; peak GPU memory. Writes ``gpu_check.json`` to ``$OUT`` (el
 ``var/gpu-check``). Exits 2 with a message where no CUDA device is present.
 
 ``--wheels DIR`` (what ``scripts/gpu-wheels.sh`` made): first make ``var/gpu-venv`` on
-the system Python with its torch, install the carried wheels into it with
-``--no-index``, put the carried corpus on the path, unpack the carried weights
+the system Python with its torch (``--system-site-packages``), install the carried wheels
+into it with ``--no-index``, put the carried corpus on the path, unpack the carried weights
 (``bench.gpu_weights``) and run again in that venv. ``--dry-run``: the same code on CPU
 with tiny.en on 2 short clips, as a smoke test anywhere (``tests/test_gpu_check.py``).
 """
@@ -29,22 +29,26 @@ VENV = ROOT / "var" / "gpu-venv"
 
 
 def bootstrap(wheels: Path, argv: list[str]) -> int:
-    """Make the venv (system torch visible), install the wheels offline, run again there."""
+    """Make the venv (system torch visible), install the wheels offline, run again there.
+
+    The venv has no pip of its own (``--without-pip``: no ensurepip needed); this
+    Python's pip installs into it with ``--target``."""
     python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(VENV)],
-                       check=True)
-        # a venv made from a venv sees only the base site-packages: add this one's too
-        site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
-        parents = [p for p in sys.path if p.endswith("site-packages")]
-        Path(site, "hark-system-site.pth").write_text("\n".join(parents) + "\n")
     found = sorted(str(p) for p in (wheels / "wheels").glob("*.whl"))
     if not found:
         print(f"gpu_check: no wheels in {wheels / 'wheels'}: run scripts/gpu-wheels.sh here")
         return 2
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
-                    "--disable-pip-version-check", *found], check=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                        str(VENV)], check=True)
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # a venv made from a venv sees only the base site-packages: add this one's too
+    parents = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    Path(site, "hark-system-site.pth").write_text("\n".join(parents) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    "--disable-pip-version-check", "--no-compile", "--upgrade",
+                    "--target", site, *found], check=True)
     env = dict(os.environ, HARK_GPU_VENV="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), str(wheels / "site")]))
     rest = [a for a in argv if a != "--wheels" and a != str(wheels)]
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU comparison")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or
                                                          ROOT / "var" / "gpu-check"))
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "gpu-work",
+                        help="unpacked weights and corpus files (kept out of $OUT)")
     args = parser.parse_args(argv)
     if args.wheels and not os.environ.get("HARK_GPU_VENV"):
         return bootstrap(args.wheels, argv)
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from bench import corpus
 
-    work = args.out / "work"
+    work = args.work
     carried = use_weights(args.weights, work / "models") if args.weights else []
     models = args.models or carried or ["tiny.en"]
     devices = ["cpu"] if args.dry_run else [args.device] + ([] if args.no_cpu else ["cpu"])

@@ -45,7 +45,7 @@ def test_dry_run_on_packed_weights(models_dir, tmp_path):
 
     out = tmp_path / "out"
     done = _run("--dry-run", "--weights", str(tmp_path / "weights"), "--out", str(out),
-                MODELS_DIR=str(models_dir))
+                "--work", str(tmp_path / "work"), MODELS_DIR=str(models_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["dry_run"] and report["models"] == ["tiny.en"]
@@ -55,6 +55,7 @@ def test_dry_run_on_packed_weights(models_dir, tmp_path):
     assert row["short"]["wer"] <= 0.1  # "Ever tried. Ever failed. ..." read back
     assert row["many"]["by_batch"]["2"]["audio_s_per_s"] > 0
     assert "many files, audio s/s" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json"]  # all $OUT brings back
 
 
 def test_without_cuda_it_fails_clearly():
