@@ -2,7 +2,7 @@
 
 For each model (tiny.en, base), on real speech from ``bench/corpus.py``:
 
-  long   one ~111 s file
+  long   one ~109 s file
   short  8 files of 22-30 s submitted at once
 
 Hark: ``POST /analyze`` (upload -> completed) through the real API and one real worker

@@ -1,7 +1,7 @@
 """GPU check in one command (``make gpu-check``), for a lent machine without a registry.
 
 On real speech (``bench/corpus.py``), per model, on ``cuda`` (fp16) and then on this
-machine's CPU (fp32) for comparison: load time, WER and real-time factor of the ~111 s
+machine's CPU (fp32) for comparison: load time, WER and real-time factor of the ~109 s
 file and of 8 files of 22-30 s, and the many-files throughput (audio seconds per wall
 second) of ``transcribe_many``, the batching code path Hark's worker uses, at batch 1, 8
 and 32 over 32 clips; peak GPU memory. Writes ``gpu_check.json`` to ``$OUT`` (else
