@@ -18,8 +18,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from core import search_sql
 from core.embed_queue import EMBED_QUEUE, EMBED_TASK
 from core.notify import CompletionWaiter
@@ -90,9 +88,16 @@ class QueryEmbedder:
         return vector
 
 
-def search(session: Session, embed_query, collection_pks: list[int], *, query: str,
-           mode: str, k: int, tuning: SearchTuning) -> list[dict[str, Any]]:
-    """The ``k`` best segments of the collections for ``query`` in ``mode``."""
+def search(database, embed_query, collection_pks: list[int], *, query: str, mode: str,
+           k: int, tuning: SearchTuning) -> list[dict[str, Any]]:
+    """The ``k`` best segments of the collections for ``query`` in ``mode``. Empty
+    collections need no query vector; no database connection is held while waiting for
+    one."""
+    with database.session() as session:
+        total = search_sql.total_segments(session, collection_pks) if collection_pks else 0
+    if not total:
+        return []
     vector = embed_query(query) if mode != "keyword" else None
-    return search_sql.search(session, collection_pks, query=query, vector=vector, mode=mode,
-                             k=k, tuning=tuning)
+    with database.session() as session:
+        return search_sql.search(session, collection_pks, query=query, vector=vector,
+                                 mode=mode, k=k, tuning=tuning, total=total)

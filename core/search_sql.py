@@ -107,17 +107,20 @@ def total_segments(session: Session, collection_pks: Sequence[int]) -> int:
 
 
 def search(session: Session, collection_pks: Sequence[int], *, query: str,
-           vector: str | None, mode: str, k: int,
-           tuning: SearchTuning = SearchTuning()) -> list[dict[str, Any]]:
+           vector: str | None, mode: str, k: int, tuning: SearchTuning = SearchTuning(),
+           total: int | None = None) -> list[dict[str, Any]]:
     """The ``k`` best segments of the collections, best first (see the module doc).
 
-    ``vector``: the query's embedding as a pgvector literal (not needed for keyword).
-    Runs in ``session``'s transaction (its ``SET LOCAL`` settings end with it)."""
+    ``vector``: the query's embedding as a pgvector literal (not needed for keyword);
+    ``total``: the collections' segment count, if the caller has it. Runs in
+    ``session``'s transaction (its ``SET LOCAL`` settings end with it)."""
     pks = [int(pk) for pk in collection_pks]
     if not pks:
         return []
     n = k if mode != "hybrid" else max(k, tuning.candidates)
-    exact = mode == "keyword" or total_segments(session, pks) <= tuning.exact_max
+    if total is None:
+        total = total_segments(session, pks)
+    exact = mode == "keyword" or total <= tuning.exact_max
     if not exact:
         session.execute(text(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "

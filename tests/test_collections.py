@@ -323,13 +323,18 @@ def test_search_all_collections_of_the_owner(client, auth, other_key, talks, db,
     assert nobody.get_json() == {"results": []}
 
 
-def test_no_embed_worker_is_a_503_with_retry_after(client, auth, talks, db, app, monkeypatch):
-    """Nothing consumes the embed queue in this test session: the request gives up at its
-    deadline instead of hanging; keyword search still works."""
-    hark = app.extensions["hark"]
+def test_no_embed_worker_is_a_503_with_retry_after(client, auth, talks, db, app, settings,
+                                                   monkeypatch):
+    """Queries sent where no embed worker listens (a broker namespace of their own): the
+    request gives up at its deadline instead of hanging; keyword search still works."""
+    from dataclasses import replace
+
+    from core.celery_config import make_celery
+
+    nowhere = make_celery(replace(settings, broker_key_prefix=f"{settings.broker_key_prefix}x:"))
     quick = search.SearchSettings(embed_timeout=0.3)
-    monkeypatch.setitem(app.extensions, "query_embedder",
-                        search.QueryEmbedder(hark["celery"], hark["waiter"], quick))
+    monkeypatch.setitem(app.extensions, "query_embedder", search.QueryEmbedder(
+        nowhere, app.extensions["hark"]["waiter"], quick))
     add_media(db, "m", [unit(1)], texts=["hello there"])
     for path in ("/collections/talks/search", "/search"):
         response = client.post(path, headers=auth, json={"query": "hello"})

@@ -38,18 +38,15 @@ def _configure(state: BlueprintSetupState) -> None:
 def run_search(collection_pks: list[int], body: dict) -> list[dict]:
     """The hits of ``body`` (a loaded search request) over the collections, dumped."""
     settings: search.SearchSettings = current_app.config["SEARCH"]
-    query = body["query"].strip()
     try:
-        vector = None if body["mode"] == "keyword" \
-            else current_app.extensions["query_embedder"](query)
+        hits = search.search(db, current_app.extensions["query_embedder"], collection_pks,
+                             query=body["query"].strip(), mode=body["mode"], k=body["top_k"],
+                             tuning=settings.tuning)
     except search.EmbeddingUnavailable as exc:
         raise APIError(503, "embedding_unavailable",
                        f"query embedding is unavailable: {exc}; try again, or search with "
                        "mode 'keyword'", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
                        ) from None
-    with db.session() as session:
-        hits = search.search(session, lambda _query: vector, collection_pks, query=query,
-                             mode=body["mode"], k=body["top_k"], tuning=settings.tuning)
     return hit_schema.dump(hits, many=True)
 
 
