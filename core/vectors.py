@@ -6,7 +6,7 @@ segment's language gets. No Flask, no models.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import cast as sql_cast
@@ -85,8 +85,3 @@ def text_search_config(language: str | None) -> str:
     code = (language or "").strip().lower().replace("_", "-")
     return "english" if code == "en" or code.startswith("en-") or code == "english" \
         else "simple"
-
-
-def batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for first in range(0, len(items), size):
-        yield items[first:first + size]
