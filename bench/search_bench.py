@@ -7,7 +7,7 @@ docstrings; about 15k sentences). Embedding a million sentences on 2 CPU cores w
 hours, so the first ``--base`` sentences are embedded and every further segment is a
 normalized combination ``a*u + (1-a)*v`` (a uniform in [0.55, 0.95]) of two embedded
 sentences, with the two sentences as its text. Held-out sentences (never stored) are the
-queries. Collections are of unequal sizes (Zipf-like, the largest ~15x the median), so
+queries. Collections are of unequal sizes (Zipf-like, the largest ~23x the median), so
 small collections sit among large ones.
 
 Steps, for each size in ``--sizes`` (the table grows; the index is rebuilt each time):
