@@ -59,6 +59,7 @@ def register_blueprints(app: Flask) -> None:
         index,
         me,
         openai_compat,
+        search,
         task_edits,
         task_media,
         task_stream,
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(analyze.bp)
     app.register_blueprint(index.bp)
     app.register_blueprint(collections.bp)
+    app.register_blueprint(search.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(me.bp)

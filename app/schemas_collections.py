@@ -11,11 +11,13 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.schemas import StrictBoolean
 from core.models_collections import ID_PATTERN
+from core.search_sql import MODES
 
 _ID = re.compile(ID_PATTERN.rstrip("$") + r"\Z")  # "$" would also accept a final newline
 ID_RULE = "1-100 letters, digits, '_' or '-'"
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100
+MAX_SEARCH_COLLECTIONS = 100
 
 
 def is_valid_id(value: str) -> bool:
@@ -72,6 +74,17 @@ class SearchRequest(Schema):
                           validate=[validate.Length(min=1, max=MAX_QUERY_CHARS), _not_blank])
     top_k = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_TOP_K),
                            load_default=10)
+    mode = fields.String(validate=validate.OneOf(MODES), load_default="hybrid", metadata={
+        "description": "semantic: by meaning; keyword: by words (full-text); hybrid: both, "
+                       "fused by reciprocal rank fusion"})
+
+
+class SearchAllRequest(SearchRequest):
+    """``POST /search``: the caller's collections, all of them unless ``collections``."""
+
+    collections = fields.List(_id_field(), validate=validate.Length(
+        min=1, max=MAX_SEARCH_COLLECTIONS), load_default=None, metadata={
+        "description": "collection ids to search (default: all of yours)"})
 
 
 def index_fields(strict: bool) -> dict[str, fields.Field]:
@@ -123,13 +136,22 @@ class IndexedMediaSchema(MediaSummarySchema):
 
 
 class SearchHitSchema(Schema):
+    collection_id = fields.String(required=True)
     media_id = fields.String(required=True)
     task_id = fields.UUID(allow_none=True, metadata={
         "description": "the task that indexed the media: open its transcript and media"})
     start = fields.Float()
     end = fields.Float()
     text = fields.String()
-    score = fields.Float()
+    score = fields.Float(metadata={
+        "description": "semantic: cosine similarity; keyword: ts_rank_cd; hybrid: the "
+                       "reciprocal rank fusion sum of 1/(60 + rank) over both lists"})
+    similarity = fields.Float(allow_none=True, metadata={
+        "description": "cosine similarity to the query (null when not vector-ranked)"})
+    vector_rank = fields.Integer(allow_none=True, metadata={
+        "description": "rank by meaning, from 1 (null: not among the vector candidates)"})
+    keyword_rank = fields.Integer(allow_none=True, metadata={
+        "description": "rank by words, from 1 (null: no keyword match among candidates)"})
 
 
 class CollectionListSchema(Schema):

@@ -77,7 +77,7 @@ def result_turns(result: dict) -> list[tuple[float, float, str]]:
             if s["end"] > s["start"]]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Print the DER of tiny.en + diarization on the recording (``python -m
     bench.conversation``)."""
     from workers.asr.transcribe import run_transcription
@@ -93,7 +93,8 @@ def main() -> None:
         print(f"vad={str(vad).lower():<5} speakers={len(result['speakers'])} "
               f"DER={diarization_error_rate(reference, turns):.1%} "
               f"DER(collar 0.25 s)={diarization_error_rate(reference, turns, 0.25):.1%}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -6,7 +6,8 @@ import importlib
 
 SCRIPTS = ["bench.submit_path", "bench.roundtrip", "bench.drain", "bench.memory",
            "bench.table_scale", "bench.whisper_platform", "bench.search_bench",
-           "bench.retention_bench", "bench.asr_wer", "bench.asr_peer"]
+           "bench.retention_bench", "bench.asr_wer", "bench.features_overhead",
+           "bench.conversation", "bench.asr_peer"]
 
 
 def main() -> int:

@@ -2,29 +2,23 @@
 
 Every change to a collection's segments locks its row first and bumps its ``version``
 in the same transaction (``reset_version`` too when segments go away or their vectors
-are replaced). Segment ids are therefore allocated in commit order within a collection,
-and a search process can tell from the two counters whether its cached matrix is
-current, needs only the rows with larger ids, or must be reloaded.
+are replaced), so segment ids are allocated in commit order within a collection. Vectors
+are written as pgvector literals (:mod:`core.vectors`): no numpy here. Searching is
+:mod:`core.search_sql`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import utcnow
 from core.models_collections import Collection, CollectionMedia, Segment
-
-if TYPE_CHECKING:
-    import numpy as np
-
-# Stored vectors: little-endian float32. numpy is imported where vectors are handled, so
-# an API process that never searches does not load it.
-VECTOR_DTYPE = "<f4"
+from core.vectors import text_search_config
 
 
 class CollectionNotFound(Exception):
@@ -77,12 +71,6 @@ def _lock_and_bump(session: Session, where: Any, *, reset: bool) -> int | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
-def vector_bytes(vector: np.ndarray) -> bytes:
-    import numpy as np
-
-    return np.ascontiguousarray(vector, dtype=VECTOR_DTYPE).tobytes()
-
-
 def save_media(
     session: Session,
     *,
@@ -91,7 +79,7 @@ def save_media(
     media_id: str,
     replace: bool,
     passages: Sequence[dict[str, Any]],
-    vectors: np.ndarray,
+    vectors: Sequence[Any],
     task_id: uuid.UUID | None = None,
     duration: float | None = None,
     language: str | None = None,
@@ -99,7 +87,8 @@ def save_media(
     filename: str | None = None,
     url: str | None = None,
 ) -> CollectionMedia:
-    """Store a media and its passages (``{"start", "end", "text"}``) with their vectors.
+    """Store a media and its passages (``{"start", "end", "text"}``) with their vectors
+    (unit-norm rows: arrays, float sequences or pgvector literals).
 
     With ``replace`` (or when the existing row came from this same ``task_id``) an existing
     media of that id is removed in the same transaction, so searches see the old segments
@@ -124,9 +113,10 @@ def save_media(
     session.add(media)
     session.flush()
     if passages:
+        config = text_search_config(language)
         session.execute(Segment.__table__.insert(), [
             {"media_pk": media.id, "collection_pk": pk, "idx": i, "start": float(p["start"]),
-             "end": float(p["end"]), "text": p["text"], "embedding": vector_bytes(v)}
+             "end": float(p["end"]), "text": p["text"], "ts_config": config, "embedding": v}
             for i, (p, v) in enumerate(zip(passages, vectors, strict=True))
         ])
     return media
@@ -167,31 +157,6 @@ def counts(session: Session, collection_pks: Iterable[int]) -> dict[int, tuple[i
     return {pk: found.get(pk, (0, 0)) for pk in pks}
 
 
-def load_vectors(session: Session, collection_pk: int, after_id: int = 0,
-                 batch: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64, vectors float32 (n, dim)) of the collection's segments with id > after_id,
-    in id order. Rows come in binary (bytea as raw bytes, not hex text: a 100k-segment
-    collection loads several times faster) from a server-side cursor."""
-    import numpy as np
-
-    ids: list[int] = []
-    chunks: list[bytes] = []
-    raw = session.connection().connection.driver_connection
-    with raw.cursor(name="hark_load_vectors", binary=True) as cursor:
-        cursor.execute(
-            "SELECT id, embedding FROM segments WHERE collection_pk = %s AND id > %s "
-            "ORDER BY id", (collection_pk, after_id))
-        while rows := cursor.fetchmany(batch):
-            for seg_id, embedding in rows:
-                ids.append(seg_id)
-                chunks.append(embedding)
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    flat = np.frombuffer(b"".join(chunks), dtype=VECTOR_DTYPE)
-    matrix = flat.reshape(len(ids), -1).astype(np.float32, copy=False)
-    return np.asarray(ids, dtype=np.int64), matrix
-
-
 def segments_by_id(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """``{id: {"media_id", "task_id", "start", "end", "text"}}`` for the segments that
     still exist (``task_id``: the task that indexed the media, None if none did)."""
@@ -217,11 +182,10 @@ def task_passages(session: Session, task_id: uuid.UUID) -> list[tuple[int, int, 
 
 
 def replace_vectors(session: Session, collection_pk: int,
-                    updates: Sequence[tuple[int, str, np.ndarray]]) -> int:
+                    updates: Sequence[tuple[int, str, Any]]) -> int:
     """Store new vectors ``(segment id, text embedded, vector)`` for segments whose text is
     still the one embedded (a later correction waits for its own pass). Bumps both
-    counters, so searches reload the collection's matrix. Returns the rows written; the
-    caller commits."""
+    counters. Returns the rows written; the caller commits."""
     if not updates or _lock_and_bump(session, Collection.id == collection_pk,
                                      reset=True) is None:
         return 0
@@ -230,7 +194,7 @@ def replace_vectors(session: Session, collection_pk: int,
         result = session.execute(
             update(Segment).where(Segment.id == seg_id, Segment.collection_pk == collection_pk,
                                   Segment.text == text)
-            .values(embedding=vector_bytes(vector))
+            .values(embedding=vector)
             .execution_options(synchronize_session=False))
         written += result.rowcount
     return written

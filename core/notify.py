@@ -6,7 +6,8 @@ hears. A sync submission names its process's channel in the task message, so the
 notifies that process alone (in the same transaction that stores the result); finishes
 made elsewhere (the sweeper) go to the shared channel. The payload is the finished
 task's public row as JSON when it fits (:mod:`core.task_sql`), else its id; a waiter
-handed the row need not read it.
+handed the row need not read it. The same channel carries replies to requests this
+process sent to a worker (``reply:<token>:<body>``, see :meth:`CompletionWaiter.expect`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,31 @@ from core.task_sql import FINISHED_CHANNEL
 log = logging.getLogger(__name__)
 # A row payload starts with its id (``json_build_object('id', id, ...)``).
 _ROW_ID = re.compile(r'\{"id" : "([0-9a-f-]{36})"')
+REPLY_PREFIX = "reply:"
+
+
+class Reply:
+    """One expected reply (see :meth:`CompletionWaiter.expect`)."""
+
+    def __init__(self, channel: str | None) -> None:
+        self.channel = channel  # where the replier must send it; None: not listening
+        self.token = secrets.token_hex(8)
+        self.body: str | None = None
+        self._event = threading.Event()
+
+    def deliver(self, body: str) -> None:
+        self.body = body
+        self._event.set()
+
+    def wait(self, timeout: float) -> str | None:
+        """The reply's body, or None if none came within ``timeout`` seconds."""
+        self._event.wait(timeout)
+        return self.body
+
+
+def reply_payload(token: str, body: str) -> str:
+    """The NOTIFY payload a replier sends on the requester's channel."""
+    return f"{REPLY_PREFIX}{token}:{body}"
 
 
 class Subscription:
@@ -73,6 +99,7 @@ class CompletionWaiter:
     def __init__(self) -> None:
         self._dsn: str | None = None
         self._subscriptions: dict[str, set[Subscription]] = {}
+        self._replies: dict[str, Reply] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -109,6 +136,21 @@ class CompletionWaiter:
                     waiters.discard(subscription)
                     if not waiters:
                         del self._subscriptions[task_id]
+
+    @contextmanager
+    def expect(self) -> Iterator[Reply]:
+        """A reply to be sent on this process's channel (``reply.channel``, None when the
+        listener is not connected: a reply could not be heard) with ``reply.token``."""
+        assert self._dsn is not None, "CompletionWaiter.configure() was not called"
+        listening = self.ensure_listening()
+        reply = Reply(self.channel if listening else None)
+        with self._lock:
+            self._replies[reply.token] = reply
+        try:
+            yield reply
+        finally:
+            with self._lock:
+                self._replies.pop(reply.token, None)
 
     def add_channel(self, channel: str, handler: Callable[[str | None], None]) -> None:
         """Also listen on ``channel`` (from the next second on if already listening) and
@@ -175,6 +217,13 @@ class CompletionWaiter:
         return wanted
 
     def _wake(self, payload: str) -> None:
+        if payload.startswith(REPLY_PREFIX):
+            token, _, body = payload[len(REPLY_PREFIX):].partition(":")
+            with self._lock:
+                reply = self._replies.get(token)
+            if reply is not None:
+                reply.deliver(body)
+            return
         matched = _ROW_ID.match(payload)
         task_id = matched.group(1) if matched else payload
         with self._lock:

@@ -56,9 +56,11 @@ def online_report(session: Session, heartbeat_interval: float) -> OnlineReport:
     models: set[str] = set()
     queues: set[str] = set()
     for role, consumed, available in rows:
+        if role != MODEL_ROLE:  # events and embed workers run no submitted task
+            continue
         if isinstance(available, list):
             models.update(name for name in available if isinstance(name, str))
-        if role == MODEL_ROLE and isinstance(consumed, list):
+        if isinstance(consumed, list):
             queues.update(name for name in consumed if isinstance(name, str))
     return OnlineReport(frozenset(models), frozenset(queues))
 

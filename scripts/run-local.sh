@@ -44,4 +44,4 @@ cat <<BANNER
 
 BANNER
 # honcho gives each process its own PORT from the base: web (listed first) gets $PORT.
-exec honcho start --port "$PORT" web worker events beat flower
+exec honcho start --port "$PORT" web worker events embed beat flower

@@ -23,8 +23,10 @@ from tests.support import (
     TEST_REDIS_DB,
     database_url_of,
     pg_admin_url,
+    start_embed_worker,
     start_worker,
     stop_private_pg,
+    wait_for,
 )
 
 BROKER_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
@@ -181,6 +183,30 @@ def auth(api_key) -> dict[str, str]:
 def worker(settings_env, log_dir, app):
     """A real Celery worker (prefork, 2 processes) on the CPU queue, for the session."""
     proc = start_worker(settings_env, log_dir, name="session")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def embed_worker(settings_env, log_dir, app):
+    """A real ``embed`` worker for the session (query embeddings for searches), ready once
+    it answered a first query."""
+    from app.search import EmbeddingUnavailable
+
+    proc = start_embed_worker(settings_env, log_dir)
+    embedder = app.extensions["query_embedder"]
+
+    def answered() -> bool:
+        try:
+            return bool(embedder("warm up"))
+        except EmbeddingUnavailable:
+            return False
+
+    try:
+        wait_for(answered, timeout=120, interval=0.1, message="the embed worker's first answer")
+    except AssertionError:
+        proc.stop()
+        raise AssertionError("embed worker did not answer:\n" + proc.output()[-3000:]) from None
     yield proc
     proc.stop()
 

@@ -161,6 +161,14 @@ def start_worker(settings_env: dict[str, str], log_dir: Path, name: str = "w1",
     return proc
 
 
+def start_embed_worker(settings_env: dict[str, str], log_dir: Path, name: str = "embed",
+                       **extra: str) -> Process:
+    """Start an ``embed`` worker (``WORKER_ROLE=embed``: queue ``embed``, the embedding
+    model loaded at start), as ``make run`` and the deployments do beside model workers."""
+    return start_worker(settings_env, log_dir, name=name, WORKER_ROLE="embed",
+                        WORKER_CONCURRENCY="1", **extra)
+
+
 def start_api(settings_env: dict[str, str], log_dir: Path, **extra: str) -> tuple[Process, str]:
     """Start the API under gunicorn, as in production; returns it and its base URL."""
     port = free_port()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app import search
 from core import collections_store as store
 from core.models_collections import Collection, CollectionMedia, Segment
+from core.vectors import vector_literal
 
 DIM = 384
 
@@ -20,13 +21,15 @@ def unit(seed: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def add_media(db, media_id, vectors, owner="alice", collection="talks", replace=False):
-    passages = [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "text": f"{media_id} passage {i}"}
+def add_media(db, media_id, vectors, owner="alice", collection="talks", replace=False,
+              texts=None, language="en"):
+    texts = texts or [f"{media_id} passage {i}" for i in range(len(vectors))]
+    passages = [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "text": texts[i]}
                 for i in range(len(vectors))]
     with db.transaction() as session:
         store.save_media(session, owner=owner, collection_id=collection, media_id=media_id,
                          replace=replace, passages=passages, vectors=np.array(vectors),
-                         duration=2.0 * len(vectors), language="en", model="tiny.en",
+                         duration=2.0 * len(vectors), language=language, model="tiny.en",
                          filename=f"{media_id}.wav")
 
 
@@ -45,10 +48,11 @@ def talks(client, auth):
 
 
 @pytest.fixture()
-def query_vectors(monkeypatch):
-    """Search with chosen query vectors instead of the embedding model."""
+def query_vectors(monkeypatch, app):
+    """Search with chosen query vectors instead of asking an embed worker."""
     vectors: dict[str, np.ndarray] = {}
-    monkeypatch.setattr(search, "embed_query", lambda text, threads=1: vectors[text])
+    monkeypatch.setitem(app.extensions, "query_embedder",
+                        lambda text: vector_literal(vectors[text]))
     return vectors
 
 
@@ -134,6 +138,16 @@ def test_another_owners_collection_does_not_exist(client, auth, other_key, talks
     ("post", "/collections/talks/search", {"query": "hi", "top_k": "5"}),
     ("post", "/collections/talks/search", {"query": "hi", "top_k": 2.5}),
     ("post", "/collections/talks/search", {"query": "hi", "limit": 5}),
+    ("post", "/collections/talks/search", {"query": "hi", "mode": "fuzzy"}),
+    ("post", "/collections/talks/search", {"query": "hi", "mode": None}),
+    ("post", "/search", {"query": ""}),
+    ("post", "/search", {"query": "x" * 2001}),
+    ("post", "/search", {"query": "hi", "top_k": 0}),
+    ("post", "/search", {"query": "hi", "top_k": 101}),
+    ("post", "/search", {"query": "hi", "collections": []}),
+    ("post", "/search", {"query": "hi", "collections": ["bad id"]}),
+    ("post", "/search", {"query": "hi", "collections": "talks"}),
+    ("post", "/search", {"query": "hi", "mode": "KEYWORD"}),
 ])
 def test_bad_input_is_400(client, auth, talks, method, path, body):
     response = getattr(client, method)(path, headers=auth, json=body)
@@ -203,47 +217,132 @@ def test_store_refuses_an_indexed_media_id_unless_replacing(db, talks):
     assert collection.reset_version == 1
 
 
-def test_search_ranks_by_cosine_and_follows_changes(client, auth, talks, db, app,
-                                                   query_vectors):
-    cache = app.extensions["search_cache"]
-    assert client.post("/collections/talks/search", headers=auth,
-                       json={"query": "anything"}).get_json() == {"results": []}
+def test_search_ranks_by_cosine_and_follows_changes(client, auth, talks, db, query_vectors):
+    def search(query, **options):
+        response = client.post("/collections/talks/search", headers=auth,
+                               json={"query": query, "mode": "semantic", **options})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["results"]
+
+    query_vectors["anything"] = unit(0)
+    assert search("anything") == []
     add_media(db, "m1", [unit(i) for i in range(20)])
     add_media(db, "m2", [unit(i) for i in range(20, 40)])
     near = unit(25) + 0.3 * unit(1000)
     query_vectors["near 25"] = near / np.linalg.norm(near)
-    body = client.post("/collections/talks/search", headers=auth,
-                       json={"query": "near 25", "top_k": 3}).get_json()
-    hits = body["results"]
+    hits = search("near 25", top_k=3)
     assert len(hits) == 3 and hits[0]["media_id"] == "m2"
     assert hits[0]["text"] == "m2 passage 5" and hits[0]["start"] == 10.0
     assert hits[0]["end"] == 11.5 and 0.9 < hits[0]["score"] <= 1.0
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
-    assert set(hits[0]) == {"media_id", "task_id", "start", "end", "text", "score"}
+    assert set(hits[0]) == {"collection_id", "media_id", "task_id", "start", "end", "text",
+                            "score", "similarity", "vector_rank", "keyword_rank"}
     assert hits[0]["task_id"] is None  # stored without a task (an /index task's id else)
-    loads = (cache.full_loads, cache.partial_loads)
-    # Added media: the cached matrix is extended, and the new best match is found.
+    assert [h["vector_rank"] for h in hits] == [1, 2, 3]
+    assert {h["keyword_rank"] for h in hits} == {None}
+    assert hits[0]["similarity"] == hits[0]["score"] and hits[0]["collection_id"] == "talks"
+    exact = np.stack([unit(i) for i in range(40)]) @ query_vectors["near 25"]
+    assert hits[1]["score"] == pytest.approx(float(np.sort(exact)[-2]), abs=1e-5)
+    # Added media are found at once.
     query_vectors["exact 77"] = unit(77)
     add_media(db, "m3", [unit(77)])
-    hits = client.post("/collections/talks/search", headers=auth,
-                       json={"query": "exact 77"}).get_json()["results"]
+    hits = search("exact 77")
     assert hits[0]["media_id"] == "m3" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert len(hits) == 10
-    assert (cache.full_loads, cache.partial_loads) == (loads[0], loads[1] + 1)
-    # Deleted or replaced media: reloaded, so removed segments are never returned.
+    # Deleted or replaced media: removed segments are never returned.
     client.delete("/collections/talks/media/m3", headers=auth)
-    hits = client.post("/collections/talks/search", headers=auth,
-                       json={"query": "exact 77", "top_k": 100}).get_json()["results"]
+    hits = search("exact 77", top_k=100)
     assert len(hits) == 40 and "m3" not in {h["media_id"] for h in hits}
-    assert cache.full_loads == loads[0] + 1
     add_media(db, "m2", [unit(77)], replace=True)
-    hits = client.post("/collections/talks/search", headers=auth,
-                       json={"query": "exact 77", "top_k": 100}).get_json()["results"]
+    hits = search("exact 77", top_k=100)
     assert len(hits) == 21 and hits[0]["media_id"] == "m2"
-    # Unchanged collection: no database load at all.
-    before = (cache.full_loads, cache.partial_loads)
-    client.post("/collections/talks/search", headers=auth, json={"query": "exact 77"})
-    assert (cache.full_loads, cache.partial_loads) == before
+
+
+def test_keyword_and_hybrid_search(client, auth, talks, db, query_vectors):
+    texts = ["The invoice number is 4711 for Acme.", "Trains run late when it rains.",
+             "We met Dr. Okonkwo at the station.", "Nothing to see here at all."]
+    add_media(db, "en", [unit(i) for i in range(4)], texts=texts)
+    add_media(db, "de", [unit(10)], texts=["Die Züge fahren heute nicht."], language="de")
+    query_vectors["okonkwo or 4711"] = unit(3)  # by meaning closest to the last passage
+    query_vectors["rain"] = unit(3)
+
+    def search(query, mode, **options):
+        response = client.post("/collections/talks/search", headers=auth,
+                               json={"query": query, "mode": mode, **options})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["results"]
+
+    # Keyword: exact names and numbers; 'english' stems English media ("rains" for rain),
+    # 'simple' keeps other languages' words as they are.
+    assert [h["text"] for h in search("4711", "keyword")] == [texts[0]]
+    assert [h["text"] for h in search("okonkwo", "keyword")] == [texts[2]]
+    assert [h["text"] for h in search("rain", "keyword")] == [texts[1]]
+    assert [h["media_id"] for h in search("züge", "keyword")] == ["de"]
+    assert search('"station trains"', "keyword") == []  # a phrase that is not there
+    assert search("4711 -acme", "keyword") == []
+    keyword = search("okonkwo or 4711", "keyword")
+    assert {h["text"] for h in keyword} == {texts[0], texts[2]}
+    assert [h["keyword_rank"] for h in keyword] == [1, 2]
+    assert {h["vector_rank"] for h in keyword} == {None} and keyword[0]["similarity"] is None
+    # Hybrid: both lists fused by reciprocal rank fusion, k = 60.
+    hybrid = search("okonkwo or 4711", "hybrid", top_k=5)
+    assert {h["text"] for h in hybrid[:2]} == {texts[0], texts[2]}  # in both lists
+    assert hybrid[2]["text"] == texts[3] and hybrid[2]["vector_rank"] == 1
+    assert hybrid[2]["keyword_rank"] is None
+    for hit in hybrid:
+        expected = sum(1 / (60 + r) for r in (hit["vector_rank"], hit["keyword_rank"]) if r)
+        assert hit["score"] == pytest.approx(expected, abs=1e-6)
+    assert [h["score"] for h in hybrid] == sorted((h["score"] for h in hybrid), reverse=True)
+    assert len(hybrid) == 5 and all(h["vector_rank"] for h in hybrid)
+    default = client.post("/collections/talks/search", headers=auth,
+                          json={"query": "okonkwo or 4711", "top_k": 5}).get_json()
+    assert default["results"] == hybrid  # hybrid is the default
+
+
+def test_search_all_collections_of_the_owner(client, auth, other_key, talks, db,
+                                            query_vectors):
+    client.post("/collections", headers=auth, json={"collection_id": "notes"})
+    bob = {"x-api-key": other_key}
+    client.post("/collections", headers=bob, json={"collection_id": "talks"})
+    add_media(db, "a", [unit(1), unit(2)])
+    add_media(db, "b", [unit(3)], collection="notes")
+    add_media(db, "mine", [unit(1)], owner="bob")
+    query_vectors["one"] = unit(1)
+    body = {"query": "one", "mode": "semantic"}
+    hits = client.post("/search", headers=auth, json=body).get_json()["results"]
+    assert [(h["collection_id"], h["media_id"]) for h in hits][:1] == [("talks", "a")]
+    assert {h["collection_id"] for h in hits} == {"talks", "notes"} and len(hits) == 3
+    only = client.post("/search", headers=auth, json={**body, "collections": ["notes"]})
+    assert [h["media_id"] for h in only.get_json()["results"]] == ["b"]
+    theirs = client.post("/search", headers=bob, json=body).get_json()["results"]
+    assert [h["media_id"] for h in theirs] == ["mine"]
+    missing = client.post("/search", headers=bob, json={**body, "collections": ["notes"]})
+    assert missing.status_code == 404 and missing.get_json()["details"] == {
+        "collections": ["notes"]}
+    nobody = client.post("/search", headers=auth, json={"query": "x", "mode": "keyword"})
+    assert nobody.get_json() == {"results": []}
+
+
+def test_no_embed_worker_is_a_503_with_retry_after(client, auth, talks, db, app, settings,
+                                                   monkeypatch):
+    """Queries sent where no embed worker listens (a broker namespace of their own): the
+    request gives up at its deadline instead of hanging; keyword search still works."""
+    from dataclasses import replace
+
+    from core.celery_config import make_celery
+
+    nowhere = make_celery(replace(settings, broker_key_prefix=f"{settings.broker_key_prefix}x:"))
+    quick = search.SearchSettings(embed_timeout=0.3)
+    monkeypatch.setitem(app.extensions, "query_embedder", search.QueryEmbedder(
+        nowhere, app.extensions["hark"]["waiter"], quick))
+    add_media(db, "m", [unit(1)], texts=["hello there"])
+    for path in ("/collections/talks/search", "/search"):
+        response = client.post(path, headers=auth, json={"query": "hello"})
+        assert response.status_code == 503, response.get_json()
+        assert response.headers["Retry-After"] == "2"
+        assert response.get_json()["error"] == "embedding_unavailable"
+    keyword = client.post("/search", headers=auth, json={"query": "hello", "mode": "keyword"})
+    assert [h["text"] for h in keyword.get_json()["results"]] == ["hello there"]
 
 
 def test_index_submission_is_checked_before_any_task(client, auth, talks, db):

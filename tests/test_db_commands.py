@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import struct
 import uuid
 from dataclasses import replace
 
@@ -61,8 +62,10 @@ def test_import_sqlite_copies_every_row_once(fresh_app, tmp_path):
         assert done.data["émoji"] == "🎧" and done.completed_at.tzinfo is not None
         assert session.scalar(select(func.count()).select_from(TaskEvent)) == 4
         assert session.get(ApiKey, uuid.UUID(int=101)).revoked_at is not None
-        assert [s.embedding for s in session.scalars(select(Segment).order_by(Segment.idx))] \
-            == [bytes(range(0, 16)), bytes(range(1, 17))]
+        # float32 bytes then, the same float32 values in a pgvector column now
+        assert [struct.pack("<384f", *s.embedding) for s in
+                session.scalars(select(Segment).order_by(Segment.idx))] \
+            == [struct.pack("<384f", *[(i + k) / 1024 for i in range(384)]) for k in (0, 1)]
         chunks = session.execute(text("SELECT data FROM media_chunks ORDER BY idx")).scalars()
         assert b"".join(chunks) == b"\x00\x01\xffRIF"
         hook = session.execute(text("SELECT enabled, events FROM webhooks")).one()

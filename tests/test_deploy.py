@@ -36,8 +36,10 @@ def compose_config(*args: str) -> dict:
 def test_compose_is_valid_and_complete():
     services = compose_config("--profile", "gpu")["services"]
     assert {"postgres", "redis", "migrate", "api", "worker-cpu", "worker-gpu0", "worker-gpu1",
-            "worker-events", "beat", "flower"} <= set(services)
+            "worker-events", "worker-embed", "beat", "flower"} <= set(services)
     assert services["worker-events"]["environment"]["WORKER_ROLE"] == "events"
+    assert services["worker-embed"]["environment"]["WORKER_ROLE"] == "embed"
+    assert "profiles" not in services["worker-embed"]
     assert services["migrate"]["command"][-2:] == ["db", "upgrade"]
     assert services["api"]["command"][0] == "gunicorn"
     assert services["api"]["depends_on"]["migrate"]["condition"] == \
@@ -78,7 +80,8 @@ def test_gpu_workers_are_opt_in():
 def test_procfile_names_every_process():
     entries = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
                    if line.strip())
-    assert {"release", "web", "worker", "beat", "flower"} <= set(entries)
+    assert {"release", "web", "worker", "embed", "beat", "flower"} <= set(entries)
+    assert "WORKER_ROLE=embed" in entries["embed"]
     assert "db upgrade" in entries["release"] and "gunicorn" in entries["web"]
     assert "workers.start" in entries["worker"] and "basic-auth" in entries["flower"]
 

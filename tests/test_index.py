@@ -1,4 +1,5 @@
-"""POST /index end to end: real speech, tiny.en, the embedding model, a real worker."""
+"""POST /index end to end: real speech, tiny.en, the embedding model, a real worker (and
+an embed worker for the searches)."""
 
 import base64
 import uuid
@@ -60,7 +61,8 @@ def rows(db, model) -> int:
 
 
 @needs_espeak
-def test_index_three_topics_and_search_them(client, auth, other_key, worker, clips, db):
+def test_index_three_topics_and_search_them(client, auth, other_key, worker, embed_worker,
+                                            clips, db):
     assert client.post("/collections", headers=auth,
                        json={"collection_id": "talks", "name": "Talks"}).status_code == 201
     tasks = {topic: submit(client, auth, clips[topic], topic) for topic in clips}
@@ -92,6 +94,12 @@ def test_index_three_topics_and_search_them(client, auth, other_key, worker, cli
     one = client.get("/collections/talks/media/cooking", headers=auth).get_json()
     assert len(one["segments"]) == one["segment_count"] >= 1
     assert "pasta" in " ".join(s["text"] for s in one["segments"]).lower()
+    words_hit = client.post("/collections/talks/search", headers=auth,
+                            json={"query": "pasta", "mode": "keyword"}).get_json()["results"]
+    assert [h["media_id"] for h in words_hit] == ["cooking"]
+    assert words_hit[0]["keyword_rank"] == 1 and words_hit[0]["vector_rank"] is None
+    everywhere = client.post("/search", headers=auth, json={"query": "pasta with garlic"})
+    assert everywhere.get_json()["results"][0]["media_id"] == "cooking"
 
     # Bob sees none of it, and his collection of the same name is his own.
     bob = {"x-api-key": other_key}
@@ -111,7 +119,8 @@ def test_index_three_topics_and_search_them(client, auth, other_key, worker, cli
 
 
 @needs_espeak
-def test_reindex_is_409_unless_asked_then_replaces(client, auth, worker, clips, db):
+def test_reindex_is_409_unless_asked_then_replaces(client, auth, worker, embed_worker, clips,
+                                                   db):
     client.post("/collections", headers=auth, json={"collection_id": "talks"})
     payload = base64.b64encode(clips["weather"].read_bytes()).decode()
     body = {"collection": "talks", "media": {"base64": payload, "filename": "w.wav"}}
@@ -183,7 +192,7 @@ def test_pipeline_stores_passages_with_vectors(pipeline, db):
         media = session.scalars(select(CollectionMedia)).one()
     assert segment.text == "Trains leave at nine. Tea is served."
     assert (segment.start, segment.end) == (0.0, 4.0) and media.url == "http://x/a.mp3"
-    vector = np.frombuffer(segment.embedding, dtype="<f4")
+    vector = np.array(segment.embedding, dtype=np.float32)
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
 
 

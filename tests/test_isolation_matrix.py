@@ -36,7 +36,8 @@ CATALOG_PARAMS = {"model"}
 # Bodies that pass validation, so that ownership, not validation, decides the answer.
 BODIES = {
     "collections.update_collection": {"name": "renamed by an intruder"},
-    "collections.search_collection": {"query": "anything at all"},
+    # keyword: ownership is checked before any query embedding (no embed worker here)
+    "collections.search_collection": {"query": "anything at all", "mode": "keyword"},
     "webhooks.update_webhook": {"description": "changed by an intruder"},
     "webhooks.rotate_webhook_secret": {"grace_seconds": 0},
 }
@@ -101,7 +102,7 @@ def make_resources(client, db, headers: dict, owner: str, tag: str) -> dict:
     with db.transaction() as session:
         collections_store.save_media(
             session, owner=owner, collection_id=collection_id, media_id=media_id,
-            replace=False, passages=passages, vectors=np.zeros((len(passages), 4)),
+            replace=False, passages=passages, vectors=np.eye(len(passages), 384),
             filename=f"{tag}.wav", url=f"http://127.0.0.1:9/{tag}.wav")
     hook = client.post("/webhooks", headers=headers, json={
         "url": f"http://127.0.0.1:9/{tag}-hook", "description": f"{tag} hook"})
@@ -250,6 +251,24 @@ def test_ids_in_request_bodies_are_owner_scoped_too(client, world):
             assert response.status_code == 404, response.get_json()
             assert response.get_json()["error"] == "not_found"
         assert client.get("/tasks/count", headers=intruder["headers"]).get_json()["total"] == 1
+
+
+def test_search_over_all_collections_shows_only_the_callers_own(client, world):
+    """``POST /search`` searches the caller's collections only; naming another owner's
+    collection is a 404 that names nothing of theirs."""
+    alice = world["alice"]
+    body = {"query": "alice segment", "mode": "keyword"}
+    mine = client.post("/search", headers=alice["headers"], json=body).get_json()["results"]
+    assert [h["text"] for h in mine] == ["alice segment"]
+    for intruder in world["intruders"].values():
+        response = client.post("/search", headers=intruder["headers"], json=body)
+        assert response.status_code == 200 and response.get_json() == {"results": []}
+        named = client.post("/search", headers=intruder["headers"], json={
+            **body, "collections": [alice["ids"]["collection"]]})
+        assert named.status_code == 404 and named.get_json()["error"] == "not_found"
+        own = client.post("/search", headers=intruder["headers"], json={
+            **body, "collections": [intruder["ids"]["collection"]]})
+        assert own.status_code == 200 and own.get_json() == {"results": []}
 
 
 def test_listings_and_counts_show_only_the_callers_own(app, client, world):

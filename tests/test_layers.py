@@ -15,15 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import fresh_database, platform_env
+from tests.support import fresh_database, platform_env, start_embed_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"app": ("workers",), "core": ("app", "workers")}
-# (importing module, imported module) pairs still allowed. Remove an entry with its import.
-EXCEPTIONS = {
-    # search moves to pgvector + a torch-free query embedder in issue 17 item 2
-    ("app.search", "workers.embedding"),
-}
+# (importing module, imported module) pairs still allowed: none.
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:
@@ -169,6 +166,56 @@ def test_api_process_loads_no_model_code_and_accepts_what_workers_report(api_env
     assert "'tiny.en'" in out["not_online"][1] and "large-v3, small" in out["not_online"][1]
     assert out["online_ok"] == [202, None]
     assert out["modules"] == [] and out["workers"] == []
+
+
+_SEARCHING_API = r"""
+import json, sys
+from app import create_app
+from core import collections_store as store
+from core.keys import create_key
+
+app = create_app()
+db = app.extensions["hark"]["db"]
+with db.transaction() as session:
+    _, key = create_key(session, name="layers", owner="layers", is_admin=False)
+client, auth = app.test_client(), {"x-api-key": key}
+assert client.post("/collections", headers=auth, json={"collection_id": "c"}).status_code == 201
+texts = ["The train leaves at nine.", "Boil the pasta.", "Sunny and warm today."]
+vectors = [[1.0 if j == i else 0.0 for j in range(384)] for i in range(3)]
+with db.transaction() as session:
+    store.save_media(session, owner="layers", collection_id="c", media_id="m", replace=False,
+                     passages=[{"start": i, "end": i + 1, "text": t} for i, t in enumerate(texts)],
+                     vectors=vectors, language="en")
+statuses = []
+for i in range(30):
+    for mode in ("semantic", "hybrid", "keyword"):
+        r = client.post("/search" if i % 2 else "/collections/c/search", headers=auth,
+                        json={"query": f"pasta number {i}", "mode": mode, "top_k": 2})
+        statuses.append(r.status_code)
+rss = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmRSS:")) // 1024
+print(json.dumps({"statuses": sorted(set(statuses)), "rss_mb": rss,
+                  "modules": sorted(m for m in ("torch", "numpy", "transformers")
+                                    if m in sys.modules),
+                  "workers": sorted(m for m in sys.modules if m.startswith("workers"))}))
+"""
+
+
+def test_the_api_searches_without_torch_or_numpy(api_env, log_dir):
+    """Query vectors come from an embed worker: after 90 searches (every mode, both
+    routes) the API process has loaded neither torch nor numpy nor any worker module."""
+    embed = start_embed_worker(api_env, log_dir, name="layers-embed")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _SEARCHING_API],
+                              env={**api_env, "SEARCH_EMBED_TIMEOUT": "60"}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=240)
+    finally:
+        embed.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["statuses"] == [200]
+    assert out["modules"] == [] and out["workers"] == []
+    assert out["rss_mb"] < 150, out
 
 
 def test_model_workers_report_what_they_can_run(monkeypatch):

@@ -61,3 +61,89 @@ def test_without_pgvector_the_upgrade_names_the_extension():
                 assert conn.execute("SELECT to_regclass('tasks')").fetchone() == (None,)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.commands import ROOT
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    getattr(command, action)(config, revision)
+
+
+def test_0011_moves_stored_vectors_into_pgvector_and_back(pg_admin, monkeypatch):
+    """Float32 bytes (0004-0010) become ``vector(384)`` values, searchable through the HNSW
+    index, with a ``tsvector`` per segment ('english' for English media); the downgrade
+    gives the same bytes back. More segments than one conversion batch."""
+    import random
+    import struct
+
+    count = 2500
+    rng = random.Random(17)
+    vectors = [[rng.gauss(0, 1) for _ in range(384)] for _ in range(count)]
+    packed = [struct.pack("<384f", *v) for v in vectors]
+    with fresh_database("hark_mig") as url:
+        _alembic(url, "upgrade", "0010")
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO collections (owner, collection_id, name, version, "
+                         "reset_version, created_at, updated_at) VALUES "
+                         "('o', 'c', 'c', 1, 0, now(), now())")
+            conn.execute("INSERT INTO collection_media (collection_pk, media_id, language, "
+                         "segment_count, created_at) VALUES (1, 'en', 'en', %s, now()), "
+                         "(1, 'de', 'de', 1, now())", (count - 1,))
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    'INSERT INTO segments (media_pk, collection_pk, idx, start, "end", text, '
+                    "embedding) VALUES (%s, 1, %s, 0, 1, %s, %s)",
+                    [(1 if i else 2, i, "the trains are running" if i else "die Züge fahren",
+                      packed[i]) for i in range(count)])
+        _alembic(url, "upgrade", "0011")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                                "WHERE attrelid = 'segments'::regclass "
+                                "AND attname = 'embedding'").fetchone() == ("vector(384)",)
+            stored = conn.execute("SELECT embedding::text FROM segments WHERE idx = 1234"
+                                  ).fetchone()[0]
+            assert struct.pack("<384f", *map(float, stored.strip("[]").split(","))) \
+                == packed[1234]
+            conn.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN SELECT id FROM segments ORDER BY embedding <=> %s::vector LIMIT 3",
+                (stored,)))
+            assert "ix_segments_embedding_hnsw" in plan
+            conn.execute("SET enable_indexscan = off")  # exact: the vectors are the same
+            nearest = conn.execute("SELECT idx FROM segments ORDER BY embedding <=> %s::vector "
+                                   "LIMIT 2", (stored,)).fetchall()
+            assert nearest[0] == (1234,)
+            configs = dict(conn.execute("SELECT idx, ts_config::text FROM segments "
+                                        "WHERE idx IN (0, 1)").fetchall())
+            assert configs == {0: "simple", 1: "english"}
+            assert conn.execute("SELECT count(*) FROM segments WHERE tsv @@ "
+                                "to_tsquery('english', 'train')").fetchone() == (count - 1,)
+        assert _diff(url) == []
+        _alembic(url, "downgrade", "0010")
+        with psycopg.connect(url) as conn:
+            back = conn.execute("SELECT embedding FROM segments ORDER BY idx").fetchall()
+            assert [bytes(b[0]) for b in back] == packed
+
+
+def test_0011_sizes_the_hnsw_build_memory(monkeypatch):
+    import importlib.util
+
+    from app.commands import ROOT
+
+    path = ROOT / "migrations" / "versions" / "0011_segment_vectors.py"
+    spec = importlib.util.spec_from_file_location("migration_0011", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    monkeypatch.delenv("HNSW_BUILD_MEMORY", raising=False)
+    assert migration.build_memory(0) == "64MB"
+    assert migration.build_memory(100_000) == "195MB"  # about 2 KB a segment
+    assert migration.build_memory(10_000_000) == "1024MB"
+    monkeypatch.setenv("HNSW_BUILD_MEMORY", "4GB")
+    assert migration.build_memory(10) == "4GB"

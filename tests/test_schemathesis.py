@@ -6,7 +6,9 @@ a 5xx; every answer must have a documented status code, content type and body sh
 the document forbids must be refused with a 4xx. Generation is derandomized, so a run is
 repeatable; analysis requests are answered at once (the test app waits 0 s) and their
 tasks go to a broker namespace no worker reads (the OpenAI-compatible /v1 routes, which
-always wait, answer their documented 504 with the task id).
+always wait, answer their documented 504 with the task id). No embed worker reads that
+namespace either, so searches by meaning answer their documented 503 (at a short
+deadline), and keyword searches answer.
 
 The last tests replay hostile inputs the fuzzer found (or could find only by luck) as
 fixed regression cases.
@@ -36,6 +38,7 @@ from schemathesis.checks import (
 )
 
 from app import create_app
+from app.search import QueryEmbedder, SearchSettings
 from tests.conftest import BROKER_URL
 
 MIN_REQUESTS = 1000
@@ -43,10 +46,15 @@ EXAMPLES = {GenerationMode.POSITIVE: 26, GenerationMode.NEGATIVE: 12}
 
 
 def no_5xx_but_a_late_task(ctx, response, case):
-    """``not_a_server_error``, except the one 5xx the document promises: a /v1/audio
-    call whose task did not finish within its wait (504 ``task_not_finished``)."""
+    """``not_a_server_error``, except the 5xx the document promises: a /v1/audio call
+    whose task did not finish within its wait (504 ``task_not_finished``), and a search
+    whose query no embed worker embedded in time (503 ``embedding_unavailable``)."""
     if response.status_code == 504 and case.operation.path.startswith("/v1/audio/") \
             and response.json()["error"]["code"] == "task_not_finished":
+        return None
+    if response.status_code == 503 and case.operation.path.endswith("/search") \
+            and response.json()["error"] == "embedding_unavailable" \
+            and response.headers.get("Retry-After"):
         return None
     return not_a_server_error(ctx, response, case)
 
@@ -67,6 +75,9 @@ def fuzz_app(settings):
     app = create_app(replace(settings, sync_timeout=0.0, max_sync_timeout=0.0,
                              openai_sync_timeout=0.0, broker_key_prefix=prefix))
     app.config["TESTING"] = True
+    hark = app.extensions["hark"]
+    app.extensions["query_embedder"] = QueryEmbedder(hark["celery"], hark["waiter"],
+                                                     SearchSettings(embed_timeout=0.05))
     yield app
     app.extensions["hark"]["waiter"].close()
     app.extensions["hark"]["db"].dispose()

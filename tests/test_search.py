@@ -1,12 +1,19 @@
-"""Search internals without a database: top-k scoring, the matrix cache, the embedder."""
+"""Search internals: vector literals, the SQL search (exact and HNSW paths), the reply
+channel the API hears embed workers on, and the embedding model itself."""
 
 import threading
-import time
 
 import numpy as np
+import psycopg
 import pytest
+from sqlalchemy import text
 
-from app.search import MatrixCache, Snapshot, top_k
+from core import collections_store as store
+from core import search_sql
+from core.notify import CompletionWaiter, reply_payload
+from core.search_sql import SearchTuning
+from core.vectors import as_literal, parse_vector, text_search_config, vector_literal
+from tests.support import wait_for
 
 DIM = 384
 
@@ -16,159 +23,128 @@ def unit_rows(n: int, seed: int = 0) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-class FakeTable:
-    """A collection's segment rows; ``load`` is what the cache calls to read them."""
-
-    def __init__(self, n: int = 0) -> None:
-        self.ids = np.zeros(0, np.int64)
-        self.matrix = np.zeros((0, DIM), np.float32)
-        self.calls: list[int] = []
-        self.add(n)
-
-    def add(self, n: int) -> None:
-        first = int(self.ids[-1]) + 1 if len(self.ids) else 1
-        self.ids = np.concatenate([self.ids, np.arange(first, first + n, dtype=np.int64)])
-        self.matrix = np.concatenate([self.matrix, unit_rows(n, seed=first)])
-
-    def remove(self, segment_id: int) -> None:
-        keep = self.ids != segment_id
-        self.ids, self.matrix = self.ids[keep], self.matrix[keep]
-
-    def load(self, after_id: int):
-        self.calls.append(after_id)
-        chosen = self.ids > after_id
-        return self.ids[chosen], self.matrix[chosen]
+def test_vector_literals_round_trip_float32_exactly():
+    rows = unit_rows(20, seed=3)
+    for row in rows:
+        assert np.array_equal(np.array(parse_vector(vector_literal(row)), np.float32), row)
+    assert as_literal(rows[0].astype("<f4").tobytes()) == vector_literal(rows[0])
+    assert as_literal("[1,2]") == "[1,2]" and parse_vector("[]") == []
+    assert len(vector_literal(np.full(DIM, -1.2345678e-05, np.float32))) < 7900  # NOTIFY
 
 
-@pytest.mark.parametrize("n,k", [(1000, 10), (1000, 1), (50, 50), (20, 100), (1, 5)])
-def test_top_k_equals_a_full_sort(n, k):
-    matrix, query = unit_rows(n), unit_rows(1, seed=99)[0]
-    rows, scores = top_k(matrix, query, k)
-    expected = np.argsort(-(matrix @ query), kind="stable")[:k]
-    assert rows.tolist() == expected.tolist()
-    assert np.allclose(scores, (matrix @ query)[expected])
-    assert list(scores) == sorted(scores, reverse=True)
+@pytest.mark.parametrize("language,config", [
+    ("en", "english"), ("EN-us", "english"), ("en_GB", "english"), ("de", "simple"),
+    (None, "simple"), ("", "simple"), ("eng", "simple")])
+def test_text_search_config(language, config):
+    assert text_search_config(language) == config
 
 
-def test_top_k_edge_cases():
-    assert top_k(np.zeros((0, DIM), np.float32), unit_rows(1)[0], 5)[0].size == 0
-    tied = np.tile(unit_rows(1), (6, 1))
-    rows, scores = top_k(tied, tied[0], 3)
-    assert rows.tolist() == [0, 1, 2]  # ties: older rows first
-    assert np.allclose(scores, 1.0, atol=1e-5)
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="semantic, keyword, hybrid"):
+        search_sql.statement("fuzzy", exact=True)
 
 
-def test_nearest_vector_is_found_first():
-    matrix = unit_rows(5000)
-    noisy = matrix[1234] + 0.05 * unit_rows(1, seed=7)[0]
-    rows, scores = top_k(matrix, noisy / np.linalg.norm(noisy), 3)
-    assert rows[0] == 1234 and scores[0] > 0.95 > scores[1]
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit rows around 30 centres, structured as sentence embeddings are (uniformly
+    random vectors have no near neighbours to find)."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(30, seed=seed + 1000)
+    rows = centres[rng.integers(0, 30, n)] + 0.03 * rng.standard_normal((n, DIM))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_cache_loads_once_per_version():
-    table, cache = FakeTable(100), MatrixCache()
-    first = cache.get("c", 1, 0, table.load)
-    again = cache.get("c", 1, 0, table.load)
-    assert again is first and table.calls == [0]
-    assert first.size == 100 and first.matrix.dtype == np.float32
-    # A caller that read an older version (it raced with a change) gets the newer snapshot.
-    assert cache.get("c", 0, 0, table.load) is first and table.calls == [0]
+def _collection(client, auth, db, name: str, rows: np.ndarray, per_media: int = 500) -> None:
+    assert client.post("/collections", headers=auth,
+                       json={"collection_id": name}).status_code == 201
+    for first in range(0, len(rows), per_media):
+        chunk = rows[first:first + per_media]
+        passages = [{"start": float(i), "end": float(i) + 1, "text": f"{name} {first + i}"}
+                    for i in range(len(chunk))]
+        with db.transaction() as session:
+            store.save_media(session, owner="alice", collection_id=name,
+                             media_id=f"m{first}", replace=False, passages=passages,
+                             vectors=chunk, language="en")
 
 
-def test_added_segments_extend_the_cached_matrix():
-    table, cache = FakeTable(100), MatrixCache()
-    cache.get("c", 1, 0, table.load)
-    table.add(30)
-    snapshot = cache.get("c", 2, 0, table.load)
-    assert table.calls == [0, 100]  # only the rows after the last cached id
-    assert snapshot.ids.tolist() == table.ids.tolist()
-    assert np.array_equal(snapshot.matrix, table.matrix)
-    assert (cache.full_loads, cache.partial_loads) == (1, 1)
-    assert cache.get("c", 2, 0, table.load) is snapshot
+def _pk(db, name: str) -> int:
+    with db.session() as session:
+        return store.find_collection(session, "alice", name).id
 
 
-def test_appends_reuse_spare_rows_and_keep_older_snapshots_intact():
-    table, cache = FakeTable(100), MatrixCache()
-    snapshots = [cache.get("c", 1, 0, table.load)]
-    for version in range(2, 7):
-        table.add(7)
-        snapshots.append(cache.get("c", version, 0, table.load))
-    first_spare = snapshots[1].spare_matrix
-    assert first_spare is not None and len(first_spare) >= 100 + 7 * 5
-    assert all(s.spare_matrix is first_spare for s in snapshots[2:])  # no copy per append
-    for snapshot, n in zip(snapshots, range(100, 136, 7), strict=True):
-        assert snapshot.size == n  # each snapshot still shows exactly its rows
-        assert np.array_equal(snapshot.matrix, table.matrix[:n])
-        assert snapshot.ids.tolist() == table.ids[:n].tolist()
-    assert snapshots[-1].nbytes == first_spare.nbytes + snapshots[-1].spare_ids.nbytes
+def test_hnsw_path_finds_a_small_collections_top_k_among_a_large_one(client, auth, db):
+    """Forced onto the HNSW index (``exact_max=0``), a 6-segment collection beside a
+    3000-segment one still gets all its top_k (iterative scan), in exact order, with the
+    exact path's results; the large one gets nearly the exact top 10 (recall)."""
+    large, small = clustered(3000, seed=1), unit_rows(6, seed=2)
+    _collection(client, auth, db, "large", large)
+    _collection(client, auth, db, "small", small)
+    hnsw, exact = SearchTuning(exact_max=0), SearchTuning()
+    queries = clustered(20, seed=5)
+    found = 0
+    for query in queries:
+        literal = vector_literal(query)
+        with db.session() as session:
+            session.execute(text("SET LOCAL enable_sort = off"))  # as on a large table
+            by_index = search_sql.search(session, [_pk(db, "small")], query="", vector=literal,
+                                         mode="semantic", k=5, tuning=hnsw)
+        with db.session() as session:
+            scanned = search_sql.search(session, [_pk(db, "small")], query="",
+                                        vector=literal, mode="semantic", k=5, tuning=exact)
+        assert [h["text"] for h in by_index] == [h["text"] for h in scanned]
+        expected = np.argsort(-(small @ query), kind="stable")[:5]
+        assert [h["text"] for h in scanned] == [f"small {i}" for i in expected]
+        with db.session() as session:
+            session.execute(text("SET LOCAL enable_sort = off"))
+            top = search_sql.search(session, [_pk(db, "large")], query="", vector=literal,
+                                    mode="semantic", k=10, tuning=hnsw)
+        truth = {f"large {i}" for i in np.argsort(-(large @ query))[:10]}
+        found += len(truth & {h["text"] for h in top})
+    assert found / (10 * len(queries)) >= 0.8  # synthetic clusters; real data: the bench
 
 
-def test_removed_segments_force_a_full_reload():
-    table, cache = FakeTable(50), MatrixCache()
-    cache.get("c", 1, 0, table.load)
-    table.remove(10)
-    table.add(5)
-    snapshot = cache.get("c", 2, 1, table.load)
-    assert table.calls == [0, 0]
-    assert 10 not in snapshot.ids and snapshot.size == 54
-    rows, _ = top_k(snapshot.matrix, table.matrix[20], 1)
-    assert snapshot.ids[rows[0]] == table.ids[20]
+def test_the_semantic_statement_can_walk_the_hnsw_index(client, auth, db):
+    _collection(client, auth, db, "large", unit_rows(1000, seed=4))
+    with db.session() as session:
+        session.execute(text("SET LOCAL enable_sort = off"))
+        plan = "\n".join(r[0] for r in session.execute(text(
+            "EXPLAIN " + search_sql.statement("semantic", exact=False)),
+            {"pks": [_pk(db, "large")], "k": 10, "n": 10,
+             "vec": vector_literal(unit_rows(1)[0]), "q": ""}))
+    assert "ix_segments_embedding_hnsw" in plan
 
 
-def test_search_sees_new_vectors_after_a_version_bump():
-    table, cache = FakeTable(200), MatrixCache()
-    snapshot = cache.get("c", 1, 0, table.load)
-    target = unit_rows(1, seed=12345)[0]
-    before, _ = top_k(snapshot.matrix, target, 1)
-    table.ids = np.append(table.ids, 999)
-    table.matrix = np.concatenate([table.matrix, target[None, :]])
-    assert cache.get("c", 1, 0, table.load) is snapshot  # same version: stale on purpose
-    fresh = cache.get("c", 2, 0, table.load)
-    rows, scores = top_k(fresh.matrix, target, 1)
-    assert fresh.ids[rows[0]] == 999 != snapshot.ids[before[0]]
-    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+def test_replies_reach_the_process_that_asked(database_url):
+    waiter = CompletionWaiter()
+    waiter.configure(database_url)
+    try:
+        wait_for(waiter.ensure_listening, message="the listener to connect")
+        results: dict[str, str | None] = {}
+        asked = threading.Barrier(3, timeout=30)
 
+        def ask(name: str) -> None:
+            with waiter.expect() as reply:
+                assert reply.channel == waiter.channel
+                tokens[name] = reply.token
+                asked.wait()
+                results[name] = reply.wait(10)
 
-def test_empty_collection_then_first_segments():
-    table, cache = FakeTable(0), MatrixCache()
-    assert cache.get("c", 0, 0, table.load).size == 0
-    table.add(3)
-    assert cache.get("c", 1, 0, table.load).matrix.shape == (3, DIM)
-
-
-def test_least_recently_used_collections_are_evicted():
-    per_collection = Snapshot(0, 0, np.zeros(100, np.int64), np.zeros((100, DIM), np.float32))
-    cache = MatrixCache(max_bytes=int(2.5 * per_collection.nbytes))
-    tables = {name: FakeTable(100) for name in "abc"}
-    cache.get("a", 1, 0, tables["a"].load)
-    cache.get("b", 1, 0, tables["b"].load)
-    cache.get("a", 1, 0, tables["a"].load)  # a is now the most recently used
-    cache.get("c", 1, 0, tables["c"].load)
-    assert "a" in cache and "c" in cache and "b" not in cache
-    assert cache.nbytes <= cache.max_bytes
-    cache.drop("a")
-    assert "a" not in cache
-    lone = MatrixCache(max_bytes=1)  # an entry bigger than the cache is still kept
-    lone.get("a", 1, 0, tables["a"].load)
-    assert "a" in lone
-
-
-def test_concurrent_searches_load_a_collection_once():
-    table, cache = FakeTable(100), MatrixCache()
-    original = table.load
-
-    def slow_load(after_id):
-        time.sleep(0.2)
-        return original(after_id)
-
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get("c", 1, 0, slow_load)))
-               for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert table.calls == [0] and len({id(r) for r in results}) == 1
+        tokens: dict[str, str] = {}
+        threads = [threading.Thread(target=ask, args=(n,)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        asked.wait()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for name in ("b", "a"):
+                conn.execute("SELECT pg_notify(%s, %s)",
+                             (waiter.channel, reply_payload(tokens[name], f"[{name}]")))
+            conn.execute("SELECT pg_notify(%s, %s)", (waiter.channel, reply_payload("x", "?")))
+        for thread in threads:
+            thread.join(30)
+        assert results == {"a": "[a]", "b": "[b]"}
+        with waiter.expect() as reply:
+            assert reply.wait(0.05) is None  # nobody answers: None at the deadline
+    finally:
+        waiter.close()
 
 
 # --- the embedding model ---------------------------------------------------------------
@@ -210,3 +186,10 @@ def test_preload_accepts_the_embedding_model_name(embedder):
     from workers.models import preload_models
 
     assert set(preload_models(["minilm"], "cpu")) == {"minilm"}
+
+
+def test_an_embed_worker_answers_the_api(app, embed_worker, embedder):
+    """The API's vector for a query is the model's, sent back by the embed worker."""
+    literal = app.extensions["query_embedder"]("When does the train leave?")
+    vector = np.array(parse_vector(literal), np.float32)
+    assert np.allclose(vector, embedder.embed(["When does the train leave?"])[0], atol=1e-6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import collections_store, lifecycle
+from core.models_collections import Segment
 from tests.support import wait_for
 
 RESULT = {"text": " Hello there. General Kenobi.", "language": "en", "duration": 4.0,
@@ -79,14 +80,15 @@ def test_corrections_of_an_index_task_reach_its_collections_passages(client, db,
             session, owner="alice", collection_id="talks", media_id="duel",
             replace=False, passages=[{"start": 0.0, "end": 4.0,
                                       "text": "Hello there. General Kenobi."}],
-            vectors=np.zeros((1, 4)), filename="a.wav", url=None, task_id=task_id)
+            vectors=np.eye(1, 384, dtype=np.float32), filename="a.wav", url=None, task_id=task_id)
     client.patch(f"/tasks/{task_id}", headers=auth,
                  json={"segments": [{"index": 1, "text": "General Grievous."}]})
     media = client.get("/collections/talks/media/duel", headers=auth).get_json()
     assert media["segments"][0]["text"] == "Hello there. General Grievous."
 
 
-def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, worker):
+def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, worker,
+                                                            embed_worker):
     """The correction's words are found by the collection's search once a worker has
     re-embedded the passage (``hark.reembed_segments``), and only then."""
     from workers.embedding import embed
@@ -102,7 +104,9 @@ def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, w
                 session, owner="alice", collection_id="films", media_id=media_id,
                 replace=False, passages=[{"start": 0.0, "end": 4.0, "text": text}],
                 vectors=embed([text]), task_id=task_id)
-    query = {"query": "a volcano erupting with lava", "top_k": 2}
+    # By meaning only: the corrected words must reach the passage's vector (its keyword
+    # index follows the text at once).
+    query = {"query": "a volcano erupting with lava", "top_k": 2, "mode": "semantic"}
 
     def duel_hit() -> dict:
         response = client.post("/collections/films/search", headers=auth, json=query)
@@ -110,11 +114,11 @@ def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, w
         return next(h for h in response.get_json()["results"] if h["media_id"] == "duel")
 
     before = duel_hit()
-    assert before["score"] < 0.2, before
+    assert before["similarity"] < 0.2, before
     response = client.patch(f"/tasks/{duel}", headers=auth, json={
         "segments": [{"index": 1, "text": "The volcano erupted and lava ran down."}]})
     assert response.status_code == 200, response.get_json()
-    hit = wait_for(lambda: (h := duel_hit())["score"] > 0.4 and h, timeout=60,
+    hit = wait_for(lambda: (h := duel_hit())["similarity"] > 0.4 and h, timeout=60,
                    interval=0.2, message="the corrected passage to be re-embedded")
     assert hit["task_id"] == str(duel) and "lava" in hit["text"]
     results = client.post("/collections/films/search", headers=auth,
@@ -126,7 +130,7 @@ def test_a_corrected_index_passage_is_re_embedded_for_search(client, db, auth, w
 
 def test_a_vector_is_stored_only_for_the_text_it_was_computed_from(client, db, auth):
     """A re-embedding that raced with a newer correction leaves that passage to the newer
-    correction's pass; the counters move, so searches reload the collection's matrix."""
+    correction's pass; the collection's counters move."""
     task_id = finished_task(db, "/index")
     assert client.post("/collections", headers=auth,
                        json={"collection_id": "races"}).status_code == 201
@@ -134,20 +138,21 @@ def test_a_vector_is_stored_only_for_the_text_it_was_computed_from(client, db, a
         media = collections_store.save_media(
             session, owner="alice", collection_id="races", media_id="m", replace=False,
             passages=[{"start": 0.0, "end": 4.0, "text": "Hello there."}],
-            vectors=np.zeros((1, 4)), task_id=task_id)
+            vectors=np.eye(1, 384, dtype=np.float32), task_id=task_id)
         pk = media.collection_pk
     with db.transaction() as session:
         [(seg_id, collection_pk, text)] = collections_store.task_passages(session, task_id)
         assert (collection_pk, text) == (pk, "Hello there.")
         before = collections_store.find_collection(session, "alice", "races")
         counters = (before.version, before.reset_version)
+    new_vector = np.full(384, 384 ** -0.5, dtype=np.float32)
     with db.transaction() as session:
         assert collections_store.replace_vectors(
-            session, pk, [(seg_id, "Hello where?", np.ones(4))]) == 0
+            session, pk, [(seg_id, "Hello where?", new_vector)]) == 0
         assert collections_store.replace_vectors(
-            session, pk, [(seg_id, "Hello there.", np.ones(4))]) == 1
+            session, pk, [(seg_id, "Hello there.", new_vector)]) == 1
     with db.session() as session:
-        ids, matrix = collections_store.load_vectors(session, pk)
+        stored = session.get(Segment, seg_id).embedding
         after = collections_store.find_collection(session, "alice", "races")
-        assert ids.tolist() == [seg_id] and matrix.tolist() == [[1.0] * 4]
+        assert np.allclose(stored, new_vector)
         assert after.version > counters[0] and after.reset_version > counters[1]

@@ -148,7 +148,8 @@ def finished(base_url: str, headers: dict, task_id: str) -> dict:
         ["status"] in ("completed", "failed") and t, timeout=150, message="task to finish")
 
 
-def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, settings_env):
+def test_the_page_end_to_end(browser, api_server, worker, embed_worker, api_key, tmp_path,
+                             settings_env):
     from playwright.sync_api import expect
 
     base_url, headers = api_server, {"x-api-key": api_key}
@@ -294,7 +295,7 @@ def test_the_page_end_to_end(browser, api_server, worker, api_key, tmp_path, set
     page.fill("#query-input", "a recipe for an Italian dinner")
     page.fill("#topk-input", "3")
     page.click("#search-form button[type=submit]")
-    # The API's first query loads the embedding model: seconds on a busy machine.
+    # The query is embedded by the embed worker: seconds on a busy machine.
     expect(page.locator("#results li").first).to_contain_text("cooking-show", timeout=60_000)
     assert "pasta" in page.inner_text("#results").lower()
     assert TIMESTAMP.search(page.inner_text("#results"))

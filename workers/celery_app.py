@@ -19,7 +19,7 @@ from celery.signals import (
 from core.celery_config import make_celery
 from core.config import Settings
 
-TASK_MODULES = ("workers.tasks", "workers.webhook_tasks")
+TASK_MODULES = ("workers.tasks", "workers.webhook_tasks", "workers.embed_tasks")
 
 
 def make_worker_celery(settings: Settings | None = None) -> Celery:

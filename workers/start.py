@@ -1,12 +1,14 @@
 """Start a worker pinned to one device: ``WORKER_DEVICE=cuda:1 python -m workers.start``.
 
-Environment: ``WORKER_ROLE`` (``model``, the default, or ``events``), ``WORKER_DEVICE``
+Environment: ``WORKER_ROLE`` (``model``, the default, ``events`` or ``embed``), ``WORKER_DEVICE``
 (cpu | cuda:N), ``WORKER_QUEUES`` (extra queues), ``WORKER_CONCURRENCY`` (pool size,
 default 1; 16 threads for events), ``WORKER_NAME`` (node name), ``PRELOAD_MODELS`` (models
 to load in each pool process at start).
 
 An ``events`` worker runs no models: it sends webhooks (queue ``webhooks``) and runs
 maintenance, in a pool of threads, so slow subscribers wait on sockets, not on GPUs.
+An ``embed`` worker embeds search queries (queue ``embed`` only, the embedding model
+loaded in each pool process at start), so a search never waits behind a transcription.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import os
 import socket
 import sys
 
+from core.embed_queue import EMBED_QUEUE
 from workers.device import events_queues, parse_device, pin_device, queues_for
 
-ROLES = ("model", "events")
+ROLES = ("model", "events", "embed")
 
 
 def worker_argv(environ=os.environ) -> list[str]:
@@ -30,6 +33,13 @@ def worker_argv(environ=os.environ) -> list[str]:
         queues = events_queues(environ.get("WORKER_QUEUES", ""))
         name = environ.get("WORKER_NAME") or "events@%h"
         pool, concurrency = "threads", environ.get("WORKER_CONCURRENCY") or "16"
+    elif role == "embed":
+        spec = parse_device(environ.get("WORKER_DEVICE", "cpu"))
+        pin_device(spec, environ)
+        queues = [EMBED_QUEUE]
+        name = environ.get("WORKER_NAME") or "embed@%h"
+        pool, concurrency = "prefork", environ.get("WORKER_CONCURRENCY", "1")
+        environ.setdefault("PRELOAD_MODELS", "minilm")
     else:
         spec = parse_device(environ.get("WORKER_DEVICE", "cpu"))
         pin_device(spec, environ)

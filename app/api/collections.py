@@ -1,4 +1,4 @@
-"""``/collections``: collections, their indexed media, and semantic search. Owner-scoped.
+"""``/collections``: collections, their indexed media, and their search. Owner-scoped.
 
 Another owner's collection does not exist for you (404); two owners may use the same
 ``collection_id``. Media get into a collection through ``POST /index``.
@@ -6,14 +6,11 @@ Another owner's collection does not exist for you (404); two owners may use the 
 
 from __future__ import annotations
 
-import threading
-
-from flask import Blueprint, current_app, jsonify
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import search
+from app.api.search import run_search
 from app.auth import current_principal
 from app.bodies import load_args, load_json
 from app.errors import APIError, not_found
@@ -29,7 +26,6 @@ from app.schemas_collections import (
     MediaListSchema,
     MediaSummarySchema,
     PageArgs,
-    SearchHitSchema,
     SearchRequest,
     SearchResultsSchema,
     SegmentSchema,
@@ -42,30 +38,11 @@ from core.models_collections import Collection, CollectionMedia, Segment
 bp = Blueprint("collections", __name__, url_prefix="/collections")
 collection_schema = CollectionSchema()
 media_schema = MediaSummarySchema()
-hit_schema = SearchHitSchema()
 segment_schema = SegmentSchema()
 create_request = CollectionCreate()
 update_request = CollectionUpdate()
 search_request = SearchRequest()
 page_args = PageArgs()
-
-
-@bp.record_once
-def _configure(state: BlueprintSetupState) -> None:
-    settings = search.SearchSettings.from_env()
-    state.app.config.setdefault("SEARCH", settings)
-    state.app.extensions["search_cache"] = search.MatrixCache(settings.cache_bytes)
-    if settings.preload:
-        threading.Thread(target=search.warm_up, args=(settings.threads,), daemon=True,
-                         name="search-warm-up").start()
-
-
-def _settings() -> search.SearchSettings:
-    return current_app.config["SEARCH"]
-
-
-def _cache() -> search.MatrixCache:
-    return current_app.extensions["search_cache"]
 
 
 def _checked_id(value: str, what: str) -> str:
@@ -180,7 +157,6 @@ def delete_collection(collection_id: str):
         collection = owned_collection(session, collection_id)
         body = _dump_collection(session, collection)
         store.delete_collection(session, collection)
-    _cache().drop((collection.id, collection.created_at))
     return jsonify(body)
 
 
@@ -234,17 +210,12 @@ def delete_media(collection_id: str, media_id: str):
 
 
 @bp.post("/<collection_id>/search")
-@doc("Search a collection by meaning", tag="Collections", body=SearchRequest,
+@doc("Search a collection by meaning and words", tag="Collections", body=SearchRequest,
      responses={200: SearchResultsSchema})
 def search_collection(collection_id: str):
-    """The ``top_k`` segments closest in meaning to ``query``, best first."""
+    """The ``top_k`` segments that best match ``query``, best first (``mode``: semantic,
+    keyword or hybrid, the default)."""
     body = load_json(search_request)
     with db.session() as session:
-        collection = owned_collection(session, collection_id)
-        hits = search.search_collection(
-            session, _cache(), search.db_loader(db, collection.id),
-            # created_at too: a recreated collection must never match an old entry
-            key=(collection.id, collection.created_at),
-            version=collection.version, reset_version=collection.reset_version,
-            query=body["query"].strip(), k=body["top_k"], threads=_settings().threads)
-    return jsonify({"results": hit_schema.dump(hits, many=True)})
+        collection_pk = owned_collection(session, collection_id).id
+    return jsonify({"results": run_search([collection_pk], body)})

@@ -7,7 +7,9 @@ worker for the sweeps, celery beat) on the shared Redis. Eight client threads su
 ``FAULTS_PG_TASKS`` (600) deferred sleep tasks (``seconds: 0.05``) spread over
 ``FAULTS_LOAD_S`` (10) seconds, retrying each 503,
 while the cluster is stopped (``pg_ctl stop -m fast``: sessions are terminated) for
-``FAULTS_PG_DOWN_S`` (4) seconds and started again.
+``FAULTS_PG_DOWN_S`` (4) seconds and started again. :mod:`bench.faults.pg_crash` runs
+the same load with ``-m immediate`` (a crash: no checkpoint, WAL not yet written is gone,
+so commits that did not wait for their flush, such as claims, can be lost).
 
 Checks: the API answers 503, never 500, while the database is down and accepts again by
 itself after it returns; every 202-accepted task ends ``completed`` exactly once; workers,
@@ -58,28 +60,29 @@ def _unaccepted(bench: Platform, accepted: list[str]) -> int:
     return total - known
 
 
-def main() -> int:
+def main(mode: str = "fast", name: str = "pg_restart") -> int:
     tasks = int(os.environ.get("FAULTS_PG_TASKS", "600"))
     down_s = float(os.environ.get("FAULTS_PG_DOWN_S", "4"))
     log_dir = Path(tempfile.mkdtemp(prefix="hark-faults-pg-"))
     cluster = PgCluster(log_dir)
     cluster.init()
     cluster.start()
-    print(f"pg_restart: {tasks} tasks from {THREADS} threads, PostgreSQL (port "
-          f"{cluster.port}) down {down_s:g}s; logs in {log_dir}", flush=True)
+    print(f"{name}: {tasks} tasks from {THREADS} threads, PostgreSQL (port "
+          f"{cluster.port}) stopped -m {mode}, down {down_s:g}s; logs in {log_dir}",
+          flush=True)
     try:
         with platform(log_dir, pg_admin_url=cluster.admin_url, WEB_CONCURRENCY="2",
                       WEB_THREADS="8", **FAST_RECOVERY) as bench:
             api = bench.api()
-            for name, extra in WORKERS.items():
-                bench.worker(name, **extra)
+            for role, extra in WORKERS.items():
+                bench.worker(role, **extra)
             beat = bench.beat()
             with CountSampler(api, bench.headers) as sampler:
                 thread, out = background(lambda: submit_load(
                     api, bench.headers, tasks, THREADS, TASK, spread_s=LOAD_SECONDS))
                 time.sleep(2.0)
                 stopped = time.monotonic()
-                cluster.stop("fast")
+                cluster.stop(mode)
                 time.sleep(down_s)
                 cluster.start()
                 restarted = time.monotonic()
@@ -116,7 +119,8 @@ def main() -> int:
         final,
     ]
     figures = {
-        "tasks_submitted": tasks, "accepted": len(load.accepted), "load_s": load.seconds,
+        "stop_mode": mode, "tasks_submitted": tasks, "accepted": len(load.accepted),
+        "load_s": load.seconds,
         "pg_down_s": round(restarted - stopped, 2), "refused_503": load.refused,
         "refusing_window_s": round(max(refusing) - min(refusing), 2) if refusing else 0,
         "other_errors": load.other_errors, "lost": len(found.lost),
@@ -127,7 +131,7 @@ def main() -> int:
         "drain_after_load_s": drained_s, "workers_exited": exited,
         "statuses": dict(found.statuses),
     }
-    return report("pg_restart", checks, figures, log_dir)
+    return report(name, checks, figures, log_dir)
 
 
 if __name__ == "__main__":

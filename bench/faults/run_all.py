@@ -16,6 +16,7 @@ SCRIPTS = [
     "bench.faults.worker_kill",
     "bench.faults.redis_restart",
     "bench.faults.pg_restart",
+    "bench.faults.pg_crash",
     "bench.faults.webhook_down",
     "bench.faults.delivery_kill",
 ]

@@ -74,12 +74,15 @@ class PgCluster(EmbeddedPostgres):
     :mod:`core.embedded`) on a free port of 127.0.0.1, in a temporary folder.
 
     As root it runs as the embedded server's unprivileged user (initdb refuses root).
+    ``synchronous_commit`` stays at its default (on) unless ``lazy``: a crash
+    (``-m immediate``) then loses exactly the commits that chose not to wait. ``fsync`` is
+    off: the machine itself does not crash, so what reached the kernel survives.
     """
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, lazy: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="hark-faults-pg-"))
-        super().__init__(self.dir, free_port(),
-                         settings={"fsync": "off", "synchronous_commit": "off"})
+        settings = {"fsync": "off"} | ({"synchronous_commit": "off"} if lazy else {})
+        super().__init__(self.dir, free_port(), settings=settings)
         self.log_dir = log_dir
 
     @property

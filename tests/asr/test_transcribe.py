@@ -55,6 +55,21 @@ def test_word_timestamps(tiny, clips):
     assert pasta["start"] > 4.0  # the cooking sentence comes after the weather one
 
 
+def test_each_window_is_encoded_once_with_word_timestamps(tiny, long_audio):
+    """Decoding and word alignment share one encoder pass per window (the alignment
+    used to run the whole model again), with the same words as a full forward gives."""
+    calls: list[int] = []
+    hook = tiny.encoder.register_forward_hook(lambda _m, ins, _o: calls.append(len(ins[0])))
+    try:
+        result = transcribe(tiny, long_audio, word_timestamps=True)
+    finally:
+        hook.remove()
+    windows = len({seg["seek"] for seg in result["segments"]})
+    assert windows >= 2 and sum(calls) == windows
+    words = [w for seg in result["segments"] for w in seg["words"]]
+    assert len(words) > 20
+
+
 def test_batched_equals_sequential_on_long_clip(tiny, long_audio):
     seen: list[int] = []
     batched = transcribe(tiny, long_audio, batch_size=8)

@@ -9,8 +9,9 @@ from tests.support import start_api
 
 
 @pytest.fixture(scope="session")
-def api_url(settings_env, log_dir, worker) -> str:
-    """Base URL of an API server (gunicorn) sharing the session's database and worker."""
+def api_url(settings_env, log_dir, worker, embed_worker) -> str:
+    """Base URL of an API server (gunicorn) sharing the session's database, worker and
+    embed worker."""
     process, base_url = start_api(settings_env, log_dir)
     yield base_url
     process.stop()

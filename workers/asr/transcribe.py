@@ -9,7 +9,6 @@ prompt), which is what makes batching, and pooling several audios, possible.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 import time
@@ -26,15 +25,12 @@ from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokeni
 
 from workers.asr.audio import decode_audio
 from workers.asr.convert import apply_alignment_heads, read_alignment_heads
+from workers.asr.decoding import EncodedAudio, decode_batch, is_silence, window_scores
 from workers.asr.features import SpeechFeatures
 from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
 from workers.asr.segments import assemble_result, parse_segments, window_bounds
 
 TASKS = ("transcribe", "translate")
-FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
-COMPRESSION_RATIO_THRESHOLD = 2.4
-LOGPROB_THRESHOLD = -1.0
-NO_SPEECH_THRESHOLD = 0.6
 SILENCE_PEAK = 1e-3  # about -60 dBFS
 
 _MODELS: dict[tuple[str, str, str], whisper.Whisper] = {}
@@ -116,42 +112,6 @@ def _mel(model: whisper.Whisper, chunk: np.ndarray) -> torch.Tensor:
     return whisper.log_mel_spectrogram(padded, model.dims.n_mels, device=model.device)
 
 
-def _is_silence(r: whisper.DecodingResult) -> bool:
-    return r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
-
-
-def _window_scores(r: whisper.DecodingResult) -> dict[str, float]:
-    """What OpenAI's ``verbose_json`` reports per segment (its window's decode)."""
-    return {"temperature": float(r.temperature), "avg_logprob": float(r.avg_logprob),
-            "compression_ratio": float(r.compression_ratio),
-            "no_speech_prob": float(r.no_speech_prob)}
-
-
-def _needs_fallback(r: whisper.DecodingResult) -> bool:
-    if _is_silence(r):
-        return False
-    return r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD
-
-
-def _decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -> list:
-    results = whisper.decode(model, mels, options)
-    for i, res in enumerate(results):
-        if not _needs_fallback(res):
-            continue
-        attempts = [res]
-        for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                opts = dataclasses.replace(options, temperature=temperature)
-                attempts.append(whisper.decode(model, mels[i], opts))
-            if not _needs_fallback(attempts[-1]):
-                break
-        if _needs_fallback(attempts[-1]):  # nothing passed: keep the most confident
-            attempts.sort(key=lambda r: r.avg_logprob)
-        results[i] = attempts[-1]
-    return results
-
-
 def check_compatible(model: whisper.Whisper, language: str | None, task: str) -> None:
     """Raise ValueError if ``task``/``language`` cannot be served by ``model``."""
     name = getattr(model, "hark_name", None) or "this model"
@@ -222,23 +182,27 @@ def transcribe_many(
             lang = batch[0][0]
             tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
             mels = torch.stack([_mel(model, audios[i][s:e]) for _, i, s, e in batch])
+            # Each window is encoded once: decoding, its temperature fallbacks and its
+            # word alignment all reuse the encoder's output (``whisper.decode`` takes it
+            # in place of a mel; see :class:`EncodedAudio`).
+            encoded = model.embed_audio(mels.half() if fp16 else mels)
             options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
                                               prompt=prompts[batch[0][1]])
-            results = _decode_batch(model, mels, options)
-            for (_, i, s, e), mel, res in zip(batch, mels, results, strict=True):
-                if _is_silence(res):
+            results = decode_batch(model, encoded, options)
+            for (_, i, s, e), features, res in zip(batch, encoded, results, strict=True):
+                if is_silence(res):
                     continue
                 segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
                 for seg in segs:
-                    seg.update(seek=s // HOP_LENGTH, **_window_scores(res))
+                    seg.update(seek=s // HOP_LENGTH, **window_scores(res))
                     seg["start"] += s / SAMPLE_RATE
                     seg["end"] += s / SAMPLE_RATE
                 if word_timestamps and segs:
                     add_word_timestamps(
                         segments=segs,
-                        model=model,
+                        model=EncodedAudio(model),
                         tokenizer=tok,
-                        mel=mel,
+                        mel=features,
                         num_frames=(e - s) // HOP_LENGTH,
                         last_speech_timestamp=last_speech[i],
                     )

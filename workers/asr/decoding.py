@@ -1,0 +1,67 @@
+"""Decoding one batch of Whisper windows: quality checks, temperature fallbacks, and the
+encoder output shared by decoding and word alignment (no Flask / Celery here)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import whisper
+
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOGPROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+
+def is_silence(r: whisper.DecodingResult) -> bool:
+    return r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
+
+
+def window_scores(r: whisper.DecodingResult) -> dict[str, float]:
+    """What OpenAI's ``verbose_json`` reports per segment (its window's decode)."""
+    return {"temperature": float(r.temperature), "avg_logprob": float(r.avg_logprob),
+            "compression_ratio": float(r.compression_ratio),
+            "no_speech_prob": float(r.no_speech_prob)}
+
+
+def needs_fallback(r: whisper.DecodingResult) -> bool:
+    if is_silence(r):
+        return False
+    return r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD
+
+
+class EncodedAudio:
+    """``model`` as :func:`whisper.timing.add_word_timestamps` uses it, given a window's
+    encoder output where it expects a mel: its forward runs the decoder only, so aligning
+    words costs a decoder pass instead of a second encoding of the window."""
+
+    def __init__(self, model: whisper.Whisper) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def __call__(self, audio_features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self._model.decoder(tokens, audio_features)
+
+
+def decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -> list:
+    """Decode a batch (of mels, or of their encoder output), retrying each window that
+    fails the quality checks at rising temperatures."""
+    results = whisper.decode(model, mels, options)
+    for i, res in enumerate(results):
+        if not needs_fallback(res):
+            continue
+        attempts = [res]
+        for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                opts = dataclasses.replace(options, temperature=temperature)
+                attempts.append(whisper.decode(model, mels[i], opts))
+            if not needs_fallback(attempts[-1]):
+                break
+        if needs_fallback(attempts[-1]):  # nothing passed: keep the most confident
+            attempts.sort(key=lambda r: r.avg_logprob)
+        results[i] = attempts[-1]
+    return results
