@@ -22,6 +22,7 @@ from sqlalchemy import delete
 from core.db import Database
 from core.models import utcnow
 from core.models_idempotency import IdempotencyKey
+from core.task_sql import LAZY_COMMIT
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -51,14 +52,14 @@ def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
 # commit need not wait for its WAL flush: the task's own INSERT, later in the same WAL,
 # does wait, so a task that exists has a durable claim; a claim lost in a crash named no
 # task yet, and its client, which got no answer, retries with a fresh claim.
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 INSERT INTO idempotency_keys AS held (owner, key, endpoint, fingerprint, task_id, created_at)
 VALUES (%(owner)s, %(key)s, %(endpoint)s, %(fingerprint)s, %(task_id)s, %(now)s)
 ON CONFLICT (owner, key) DO UPDATE SET endpoint = excluded.endpoint,
     fingerprint = excluded.fingerprint, task_id = excluded.task_id,
     created_at = excluded.created_at
 WHERE held.created_at < %(expired)s
-RETURNING task_id, set_config('synchronous_commit', 'off', true)
+RETURNING task_id, {LAZY_COMMIT}
 """
 HELD_SQL = """SELECT task_id, endpoint, fingerprint, created_at FROM idempotency_keys
 WHERE owner = %(owner)s AND key = %(key)s"""

@@ -23,7 +23,7 @@ from core.status import IllegalTransition, TaskStatus, check_transition, sources
 from core.task_sql import MovedTask
 
 # For soft-state writes (heartbeats): this transaction's commit does not wait for the WAL.
-LAZY_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
+LAZY_COMMIT = text(f"SELECT {task_sql.LAZY_COMMIT}")
 
 
 def create_task(

@@ -122,14 +122,15 @@ def outbox(event: str) -> str:
 # Wakes the delivery relay when the move wrote deliveries (sent on commit).
 _WAKE_RELAY = f"(SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM delivered LIMIT 1) AS woke"
 
-# The claim's commit does not wait for its WAL flush (``synchronous_commit`` off for this
-# one statement's own transaction; the session keeps its setting). A claim is soft state:
+# In a statement's select list: that statement's commit does not wait for its WAL flush
+# (``synchronous_commit`` off for its own transaction; the session keeps its setting).
+# Claims, heartbeats and idempotency claims use it. A claim is soft state:
 # its message stays unacknowledged until the run ends, so a claim lost in a database crash
 # leaves the task ``assigned`` at its old attempt, the run's completion is then refused by
 # its compare-and-set and the task runs again (its ``task.started`` delivery, lost with
 # the claim, is written again under the same message id). Submissions, completions and
 # failures keep waiting for the flush: what a client was told is never lost.
-_LAZY_COMMIT = "set_config('synchronous_commit', 'off', true) AS lazy_commit"
+LAZY_COMMIT = "set_config('synchronous_commit', 'off', true)"
 
 CLAIM_SQL = f"""
 WITH moved AS (
@@ -145,7 +146,7 @@ WITH moved AS (
         'worker', %(worker)s::text, 'device', %(device)s::text, 'attempt', attempts)
     FROM moved
 ), {outbox("task.started")}
-SELECT {_RETURNED}, {_WAKE_RELAY}, {_LAZY_COMMIT} FROM moved
+SELECT {_RETURNED}, {_WAKE_RELAY}, {LAZY_COMMIT} AS lazy_commit FROM moved
 """
 
 
