@@ -63,6 +63,11 @@ class PlatformCollector:
                                  labels=["worker", "model"])
         gpu = GaugeMetricFamily("hark_gpu_memory_bytes", "GPU memory allocated by torch",
                                 labels=["worker", "device"])
+        batches = GaugeMetricFamily("hark_decode_batches", "Decoding batches run by live "
+                                    "worker processes (windows / batches: the mean batch "
+                                    "size)", labels=["worker"])
+        windows = GaugeMetricFamily("hark_decode_windows", "30 s windows decoded by live "
+                                    "worker processes", labels=["worker"])
         buckets: list[float] | None = None
         counts: list[int] = []
         total, count = 0.0, 0
@@ -74,6 +79,9 @@ class PlatformCollector:
                 load.add_metric([w.id, model], seconds)
             if stats.get("gpu_memory_bytes") is not None:
                 gpu.add_metric([w.id, w.device], stats["gpu_memory_bytes"])
+            if stats.get("decoding"):
+                batches.add_metric([w.id], stats["decoding"]["batches"])
+                windows.add_metric([w.id], stats["decoding"]["windows"])
             run = stats.get("run_seconds")
             if run:
                 buckets = buckets or run["buckets"]
@@ -81,7 +89,7 @@ class PlatformCollector:
                                                 run["counts"], strict=True)]
                 total += run["sum"]
                 count += run["count"]
-        yield from (done, load, gpu)
+        yield from (done, load, gpu, batches, windows)
         run_time = HistogramMetricFamily("hark_task_run_seconds",
                                          "Task run time on live worker processes")
         if buckets:

@@ -6,7 +6,9 @@ For each model (tiny.en, base), on real speech from ``bench/corpus.py``:
   short  8 files of 22-30 s submitted at once
 
 Hark: ``POST /analyze`` (upload -> completed) through the real API and one real worker
-(``WORKER_CONCURRENCY=1``, the default pool, or ``--concurrency``; model preloaded).
+in its default pool (one process taking ``WORKER_BATCH_TASKS`` tasks at once, their
+windows decoded together; ``--batch-tasks``), or ``--concurrency N`` processes of one task
+each; model preloaded.
 Peer: ``faster_whisper``'s ``BatchedInferencePipeline`` (int8, batch 8) in this process on
 the same CTranslate2 files, options pinned to Hark's (``bench/peer_engine.py``); for the
 8 files both one call per file and all 8 pooled into shared batches. Same cores (the peer
@@ -131,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vad", choices=("off", "on"), default="off")
     parser.add_argument("--hark-quantize", choices=("off", "int8"), default=None,
                         help="Hark's CPU weights (default: the registry's, WHISPER_QUANTIZE)")
-    parser.add_argument("--concurrency", type=int, default=1, help="Hark's WORKER_CONCURRENCY")
+    parser.add_argument("--batch-tasks", type=int, default=None,
+                        help="Hark's WORKER_BATCH_TASKS (default: the worker's, 8)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="Hark's WORKER_CONCURRENCY: processes of one task each "
+                             "(no cross-task batching)")
     parser.add_argument("--worker-threads", type=int, default=None,
-                        help="Hark's WORKER_THREADS (default: cores / concurrency)")
+                        help="Hark's WORKER_THREADS (default: cores / processes)")
     parser.add_argument("--quick", action="store_true", help="one run, tiny.en only")
     args = parser.parse_args(argv)
     if args.quick:
@@ -151,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         env["WHISPER_QUANTIZE"] = args.hark_quantize
     if args.worker_threads:
         env["WORKER_THREADS"] = str(args.worker_threads)
+    if args.concurrency:
+        pool = {"WORKER_CONCURRENCY": str(args.concurrency), "WORKER_BATCH_TASKS": "1"}
+        shape = f"{args.concurrency} process(es) of one task"
+    else:
+        pool = {"WORKER_CONCURRENCY": "", "WORKER_BATCH_TASKS": str(args.batch_tasks or "")}
+        shape = f"one process batching {args.batch_tasks or 'the default'} tasks"
     print(f"models {', '.join(args.models)}; {args.runs} run(s), medians; {threads} cores; "
-          f"peer {threads} threads; Hark {args.concurrency} pool process(es) of "
-          f"{args.worker_threads or 'cores / concurrency'} threads; VAD {args.vad} both "
+          f"peer {threads} threads; Hark {shape}, "
+          f"{args.worker_threads or 'cores / processes'} torch threads; VAD {args.vad} both "
           f"sides (Hark vad={str(vad).lower()}, peer vad_filter={vad}); Hark weights "
           f"{args.hark_quantize or 'registry default'}, peer int8 batch 8; greedy, "
           "language en, segment timestamps on both sides")
     with tempfile.TemporaryDirectory(prefix="hark-peer-") as tmp, \
             platform(Path(tmp) / "platform", **env) as bench:
-        bench.worker(name="whisper", WORKER_CONCURRENCY=str(args.concurrency))
+        bench.worker(name="whisper", **pool)
         rows = []
         for name in args.models:
             rows += measure(bench, name, args.runs, vad, threads, Path(tmp) / name)
@@ -168,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results("asr_peer", {"runs": args.runs, "vad": args.vad, "threads": threads,
                                       "hark_quantize": args.hark_quantize,
                                       "concurrency": args.concurrency,
+                                      "batch_tasks": args.batch_tasks,
                                       "worker_threads": args.worker_threads, "rows": rows})
     print(f"wrote {path}")
     return 0

@@ -34,12 +34,20 @@ def _env_int(name: str, default: int) -> int:
 def worker_threads() -> int:
     """Torch intra-op threads for one model pool process: ``WORKER_THREADS`` when set
     above 0, else the CPUs this process may run on divided by ``WORKER_CONCURRENCY``
-    (default 1, as ``workers.start``), at least 1, so the pool does not oversubscribe."""
+    (pool processes; unset or 1 for the default batching worker, whose tasks share one
+    process and its threads), at least 1, so the pool does not oversubscribe."""
     threads = _env_int("WORKER_THREADS", 0)
     if threads > 0:
         return threads
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cpus or 1) // max(1, _env_int("WORKER_CONCURRENCY", 1)))
+
+
+def worker_batch_wait() -> float:
+    """Seconds a batching model worker waits to fill a decoding batch with the windows of
+    tasks it already took that are still fetching or decoding their media
+    (``WORKER_BATCH_WAIT``, default 1; 0: never wait)."""
+    return max(0.0, _env_float("WORKER_BATCH_WAIT", 1.0))
 
 
 # The embedded servers' ports: the standard ones plus 10000, clear of a system install.

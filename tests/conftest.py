@@ -181,8 +181,10 @@ def auth(api_key) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def worker(settings_env, log_dir, app):
-    """A real Celery worker (prefork, 2 processes) on the CPU queue, for the session."""
-    proc = start_worker(settings_env, log_dir, name="session")
+    """A real Celery worker on the CPU queue for the session, in the pool ``make run`` and
+    compose start (one process batching ``WORKER_BATCH_TASKS`` tasks), with two task
+    slots, so tests can fill it."""
+    proc = start_worker(settings_env, log_dir, name="session", WORKER_BATCH_TASKS="2")
     yield proc
     proc.stop()
 

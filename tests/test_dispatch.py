@@ -84,7 +84,7 @@ def test_delete_running_task_cancels_it(client, auth, worker, db):
 
 
 def test_delete_queued_task_never_runs(client, auth, worker):
-    # Occupy both worker processes, then queue one more and delete it.
+    # Occupy both task slots of the session worker, then queue one more and delete it.
     for _ in range(2):
         client.post(SLEEP + "?defer=true", json={"seconds": 1.5}, headers=auth)
     queued = client.post(SLEEP + "?defer=true", json={"seconds": 0}, headers=auth) \
@@ -97,7 +97,7 @@ def test_delete_queued_task_never_runs(client, auth, worker):
 
 
 def test_priority_orders_queued_work(client, auth, worker, db):
-    # Fill both processes, then queue low before high: high must take the first free one.
+    # Fill both task slots, then queue low before high: high must take the first free one.
     # The blockers end 1.5 s apart, so the two queued tasks never start at the same time.
     blockers = [client.post(SLEEP + "?defer=true", json={"seconds": seconds}, headers=auth)
                 .get_json()["task_id"] for seconds in (1.5, 3.0)]

@@ -4,7 +4,7 @@ import pytest
 
 from tests.support import start_worker, wait_for
 from workers.device import DeviceSpec, parse_device, pin_device, queues_for
-from workers.start import worker_argv
+from workers.start import model_pool, worker_argv
 
 
 @pytest.mark.parametrize("value,spec", [("cpu", DeviceSpec("cpu")), ("cuda", DeviceSpec("cuda", 0)),
@@ -39,6 +39,27 @@ def test_worker_argv_pins_before_start():
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert args[args.index("--queues") + 1] == "gpu,gpu.1,maintenance"
     assert "--pool" in args and "prefork" in args
+
+
+@pytest.mark.parametrize(("env", "pool"), [
+    ({}, ("threads", "8")),  # the default: one process batching 8 tasks
+    ({"WORKER_BATCH_TASKS": "4"}, ("threads", "4")),
+    ({"WORKER_CONCURRENCY": "3"}, ("prefork", "3")),  # processes of one task each
+    ({"WORKER_BATCH_TASKS": "1"}, ("prefork", "1")),
+    ({"WORKER_BATCH_TASKS": "1", "WORKER_CONCURRENCY": "2"}, ("prefork", "2")),
+    ({"WORKER_BATCH_TASKS": "4", "WORKER_CONCURRENCY": "1"}, ("threads", "4")),
+])
+def test_model_pool_batches_unless_told_to_run_processes(env, pool):
+    assert model_pool(env) == pool
+    args = worker_argv(dict(env))
+    assert (args[args.index("--pool") + 1], args[args.index("--concurrency") + 1]) == pool
+
+
+@pytest.mark.parametrize("env", [{"WORKER_BATCH_TASKS": "4", "WORKER_CONCURRENCY": "2"},
+                                 {"WORKER_BATCH_TASKS": "0"}, {"WORKER_BATCH_TASKS": "x"}])
+def test_model_pool_refuses_contradictions(env):
+    with pytest.raises(ValueError, match="WORKER_"):
+        model_pool(env)
 
 
 def test_tasks_route_to_the_pinned_worker(client, auth, settings_env, log_dir):

@@ -700,7 +700,7 @@ def test_events_worker_role():
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     model = worker_argv({})
     assert model[model.index("--queues") + 1] == "cpu,maintenance"
-    assert model[model.index("--pool") + 1] == "prefork"
+    assert model[model.index("--pool") + 1] == "threads"  # the batching pool
     with pytest.raises(ValueError):
         worker_argv({"WORKER_ROLE": "gpu"})
 

@@ -16,9 +16,11 @@ def transcribe_media(ctx: TaskContext, progress_scale: float = 1.0) -> dict[str,
     """Fetch the task's media and transcribe it with the task's options. Media longer
     than ``MAX_MEDIA_SECONDS`` fails the task (checked while decoding: no extra probe)."""
     from workers.asr.transcribe import run_transcription
+    from workers.asr.window_pool import upcoming
 
     settings = context.settings()
-    with tempfile.TemporaryDirectory(prefix="hark-task-") as folder:
+    # announced while fetching and decoding: batches wait for this task's windows
+    with upcoming(), tempfile.TemporaryDirectory(prefix="hark-task-") as folder:
         path = fetch_media(context.database(), ctx.data["media"], Path(folder), settings)
         keep_fetched_copy(context.database(), ctx.task_id, ctx.owner, ctx.data["media"], path)
         ctx.check_cancelled()

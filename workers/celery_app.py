@@ -51,24 +51,28 @@ def _process_shutdown(**_kwargs) -> None:
 
 @worker_ready.connect
 def _ready(sender=None, **_kwargs) -> None:
-    """A thread-pool worker (events role) runs tasks in this process: announce it."""
+    """A thread-pool worker (events role, batching model role) runs tasks in this
+    process: announce it (and warm its models)."""
     import os
 
-    if os.environ.get("HARK_WORKER_ROLE") == "events":
-        from workers import context
+    from workers import context
 
+    if os.environ.get("HARK_WORKER_ROLE") == "events":
         context.start_presence()
         context.start_relay()
+    elif os.environ.get("HARK_WORKER_POOL") == "threads":
+        context.start_in_process()
 
 
 @worker_shutdown.connect
 def _shutdown(**_kwargs) -> None:
     import os
 
-    if os.environ.get("HARK_WORKER_ROLE") == "events":
-        from workers import context
+    from workers import context
 
+    if os.environ.get("HARK_WORKER_ROLE") == "events":
         context.stop_relay()
+    if os.environ.get("HARK_WORKER_POOL") == "threads":
         context.stop_presence()
 
 

@@ -119,6 +119,12 @@ def after_fork() -> None:
         _database.dispose()
         _database = None
     _presence = None
+    start_in_process()
+
+
+def start_in_process() -> None:
+    """Set torch's threads, announce this process and warm the configured models (a
+    prefork child after :func:`after_fork`, or a thread-pool worker once ready)."""
     set_threads()
     start_presence()
     preload = [m for m in os.environ.get("PRELOAD_MODELS", "").split(",") if m.strip()]

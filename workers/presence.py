@@ -33,7 +33,7 @@ class Presence:
         self.role = os.environ.get("HARK_WORKER_ROLE", "model")
         self.queues = [q for q in os.environ.get("HARK_WORKER_QUEUES", "").split(",") if q]
         self.device = os.environ.get("WORKER_DEVICE", "cpu")
-        self.current_task: uuid.UUID | None = None
+        self._running: list[uuid.UUID] = []  # a batching worker runs several at once
         self.started_at = utcnow()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,11 +58,20 @@ class Presence:
         except Exception as exc:  # shutting down; the row just goes stale
             log.debug("presence cleanup failed: %s", exc)
 
-    def task_started(self, task_id: uuid.UUID) -> None:
-        self.current_task = task_id  # reported by the next periodic beat
-
-    def task_finished(self, outcome: str, seconds: float) -> None:
+    @property
+    def current_task(self) -> uuid.UUID | None:
+        """The latest started of the tasks running now (reported by the next beat)."""
         with self._lock:
+            return self._running[-1] if self._running else None
+
+    def task_started(self, task_id: uuid.UUID) -> None:
+        with self._lock:
+            self._running.append(task_id)
+
+    def task_finished(self, task_id: uuid.UUID, outcome: str, seconds: float) -> None:
+        with self._lock:
+            if task_id in self._running:
+                self._running.remove(task_id)
             tasks = self._stats["tasks"]
             tasks[outcome] = tasks.get(outcome, 0) + 1
             run = self._stats["run_seconds"]
@@ -71,7 +80,6 @@ class Presence:
             run["counts"][index] += 1
             run["sum"] += seconds
             run["count"] += 1
-        self.current_task = None
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -81,6 +89,9 @@ class Presence:
         models = loaded_models()
         stats["model_load_seconds"] = models
         stats["gpu_memory_bytes"] = gpu_memory_bytes()
+        pools = sys.modules.get("workers.asr.window_pool")
+        if pools is not None:
+            stats["decoding"] = pools.decode_totals()
         return {"models": sorted(models), "available": self.available(), "stats": stats}
 
     def available(self) -> list[str]:

@@ -111,7 +111,7 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
                        settings=settings, notify=notify)
     finally:
         if presence is not None:
-            presence.task_finished(outcome, time.perf_counter() - started)
+            presence.task_finished(task_uuid, outcome, time.perf_counter() - started)
     return outcome
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
@@ -29,15 +28,13 @@ from workers.asr.decoding import EncodedAudio, decode_batch, is_silence, window_
 from workers.asr.features import SpeechFeatures
 from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
 from workers.asr.segments import assemble_result, parse_segments, window_bounds
+from workers.asr.window_pool import WindowPool, pool_for
 
 TASKS = ("transcribe", "translate")
 SILENCE_PEAK = 1e-3  # about -60 dBFS
 
 _MODELS: dict[tuple[str, str, str], whisper.Whisper] = {}
 _MODELS_LOCK = threading.Lock()
-# whisper installs forward hooks (kv-cache, attention capture) on the shared modules while
-# decoding, so a model instance must not decode in two threads at once.
-_INFER_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def resolve_device(device: str | None) -> str:
@@ -97,9 +94,21 @@ def model_load_times() -> dict[tuple[str, str], float]:
         return {(n, d): m.hark_load_seconds for (n, d, _), m in _MODELS.items()}
 
 
-def _inference_lock(model: whisper.Whisper) -> threading.Lock:
-    with _MODELS_LOCK:
-        return _INFER_LOCKS.setdefault(model, threading.Lock())
+def _decode_windows(model: whisper.Whisper, mels: torch.Tensor,
+                    options: whisper.DecodingOptions) -> list[tuple]:
+    """Encode a batch of windows once and decode it: ``[(result, encoder_output)]``.
+    Decoding, its temperature fallbacks and word alignment all reuse the encoder's output
+    (``whisper.decode`` takes it in place of a mel; see :class:`EncodedAudio`)."""
+    with torch.no_grad():
+        encoded = model.embed_audio(mels.half() if options.fp16 else mels)
+        return list(zip(decode_batch(model, encoded, options), encoded, strict=True))
+
+
+def window_pool(model: whisper.Whisper) -> WindowPool:
+    """The model's :class:`~workers.asr.window_pool.WindowPool`: every thread of the
+    process decodes through it, so concurrent tasks share batches (whisper installs hooks
+    on the shared modules while decoding: a model never runs in two threads at once)."""
+    return pool_for(model, partial(_decode_windows, model))
 
 
 @lru_cache(maxsize=64)
@@ -155,7 +164,8 @@ def transcribe_many(
     prompts = list(prompts) if prompts is not None else [None] * len(audios)
     windows: list[tuple[str, int, int, int]] = []  # (language, audio index, start, end)
     langs: list[str] = []
-    with torch.no_grad(), _inference_lock(model):
+    pool = window_pool(model)
+    with torch.no_grad():
         for i, audio in enumerate(audios):
             # digitally silent windows are skipped: Whisper hallucinates ("you") on them
             bounds = [
@@ -163,10 +173,13 @@ def transcribe_many(
             ]
             lang = language or "en"
             if language is None and model.is_multilingual and bounds:
-                _, probs = model.detect_language(_mel(model, audio[slice(*bounds[0])]))
+                mel = _mel(model, audio[slice(*bounds[0])])
+                with pool.exclusive():
+                    _, probs = model.detect_language(mel)
                 lang = max(probs, key=probs.get)
             langs.append(lang)
             windows.extend((lang, i, s, e) for s, e in bounds)
+
         def decoding(w: tuple[str, int, int, int]) -> tuple[str, str]:
             return w[0], prompts[w[1]] or ""
 
@@ -181,15 +194,12 @@ def transcribe_many(
         for batch in batches:
             lang = batch[0][0]
             tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
-            mels = torch.stack([_mel(model, audios[i][s:e]) for _, i, s, e in batch])
-            # Each window is encoded once: decoding, its temperature fallbacks and its
-            # word alignment all reuse the encoder's output (``whisper.decode`` takes it
-            # in place of a mel; see :class:`EncodedAudio`).
-            encoded = model.embed_audio(mels.half() if fp16 else mels)
+            mels = [_mel(model, audios[i][s:e]) for _, i, s, e in batch]
             options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
                                               prompt=prompts[batch[0][1]])
-            results = decode_batch(model, encoded, options)
-            for (_, i, s, e), features, res in zip(batch, encoded, results, strict=True):
+            # shared with other threads' windows of the same options (cross-task batching)
+            decoded = pool.decode(mels, options, batch_size)
+            for (_, i, s, e), (res, features) in zip(batch, decoded, strict=True):
                 if is_silence(res):
                     continue
                 segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
@@ -198,14 +208,15 @@ def transcribe_many(
                     seg["start"] += s / SAMPLE_RATE
                     seg["end"] += s / SAMPLE_RATE
                 if word_timestamps and segs:
-                    add_word_timestamps(
-                        segments=segs,
-                        model=EncodedAudio(model),
-                        tokenizer=tok,
-                        mel=features,
-                        num_frames=(e - s) // HOP_LENGTH,
-                        last_speech_timestamp=last_speech[i],
-                    )
+                    with pool.exclusive():
+                        add_word_timestamps(
+                            segments=segs,
+                            model=EncodedAudio(model),
+                            tokenizer=tok,
+                            mel=features,
+                            num_frames=(e - s) // HOP_LENGTH,
+                            last_speech_timestamp=last_speech[i],
+                        )
                     last_speech[i] = segs[-1]["end"]
                 for seg in segs:
                     seg["text"] = tok.decode(seg["tokens"])
