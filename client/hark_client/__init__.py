@@ -31,6 +31,7 @@ from .errors import (
     WebhookVerificationError,
 )
 from .models import (
+    SEARCH_MODES,
     CallbackSecret,
     Collection,
     Delivery,
@@ -51,6 +52,7 @@ from .webhooks import sign_webhook, verify_webhook
 
 __all__ = [
     "NOT_GIVEN",
+    "SEARCH_MODES",
     "Account",
     "ModelCatalog",
     "NotGiven",

@@ -17,7 +17,7 @@ from . import _cli_output as out
 from ._cli_progress import UploadProgress
 from ._sync.client import Client
 from .errors import NotFoundError
-from .models import Page, TaskStatus
+from .models import Page, SearchHit, TaskStatus
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 Command = Callable[[Client, argparse.Namespace], None]
@@ -236,14 +236,27 @@ def cmd_workers(client: Client, args: argparse.Namespace) -> None:
               lambda w: (w.id, w.device, w.queues, w.models, w.current_task, w.last_seen))
 
 
-def cmd_search(client: Client, args: argparse.Namespace) -> None:
-    hits = client.search(args.collection_id, args.query, top_k=args.top_k)
+def show_hits(args: argparse.Namespace, hits: list[SearchHit], with_collection: bool) -> None:
+    """Search hits as JSON, ids (``-q``: media ids, after their collection's with
+    ``with_collection``) or a table saying why each matched."""
     if args.json:
         return out.print_json(hits)
     if args.quiet:
-        return print("\n".join(h.media_id for h in hits)) if hits else None
-    out.print_table(("SCORE", "MEDIA", "START", "END", "TEXT"),
-                    [(h.score, h.media_id, h.start, h.end, h.text) for h in hits], max_width=80)
+        ids = [f"{h.collection_id} {h.media_id}" if with_collection else str(h.media_id)
+               for h in hits]
+        return print("\n".join(ids)) if ids else None
+    out.print_table(out.hit_headers(with_collection),
+                    [out.hit_row(h, with_collection) for h in hits], max_width=80)
+
+
+def cmd_search(client: Client, args: argparse.Namespace) -> None:
+    if args.extra:  # an unquoted query, or the former `hark search COLLECTION QUERY`
+        raise UsageError("give the query as one argument (quote it); to search one "
+                         "collection: hark search QUERY --collection ID, or "
+                         "hark collections search ID QUERY")
+    hits = client.search(args.query, top_k=args.top_k, mode=args.mode,
+                         collections=args.collections)
+    show_hits(args, hits, with_collection=True)
 
 
 def _commands() -> dict[str, Command]:

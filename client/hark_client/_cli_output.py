@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from .models import Task
+from .models import SearchHit, Task
 
 
 def to_jsonable(value: Any) -> Any:
@@ -92,3 +92,22 @@ def task_row(task: Task) -> list[Any]:
 
 
 TASK_HEADERS = ("ID", "STATUS", "PROGRESS", "ENDPOINT", "CREATED")
+
+
+def _rank(rank: int | None, similarity: float | None = None) -> str | None:
+    if rank is None:
+        return None
+    return f"#{rank}" if similarity is None else f"#{rank} ({similarity:.2f})"
+
+
+def hit_headers(with_collection: bool) -> tuple[str, ...]:
+    """Search hits: why each matched (rank by meaning, with its similarity; rank by words)."""
+    where = ("COLLECTION",) if with_collection else ()
+    return ("SCORE", "MEANING", "WORDS", *where, "MEDIA", "START", "END", "TEXT")
+
+
+def hit_row(hit: SearchHit, with_collection: bool) -> list[Any]:
+    where = [hit.collection_id] if with_collection else []
+    return [f"{hit.score:.4f}" if hit.score is not None else None,
+            _rank(hit.vector_rank, hit.similarity), _rank(hit.keyword_rank), *where,
+            hit.media_id, hit.start, hit.end, hit.text]

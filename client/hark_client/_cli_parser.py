@@ -7,7 +7,7 @@ from typing import Any
 
 from ._config import API_KEY_ENV, DEFAULT_URL, URL_ENV
 from ._version import __version__
-from .models import TaskStatus
+from .models import SEARCH_MODES, TaskStatus
 
 EVENTS = ("task.started", "task.completed", "task.failed", "task.not_finished")
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -125,6 +125,15 @@ def _listing_args(p: argparse.ArgumentParser, limit: int, cursor: bool = True) -
         p.add_argument("--cursor", help="start after this point (printed when there is more)")
 
 
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=SEARCH_MODES,
+                   help="semantic: by meaning; keyword: by words (all must occur, "
+                        "\"quoted phrase\", or, -word); hybrid: both, fused by reciprocal "
+                        "rank fusion (the server's default)")
+    p.add_argument("--top-k", type=_positive, default=10, metavar="N",
+                   help="how many passages, best first (at most 100; default 10)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hark", description="Hark media-analysis API client.")
     parser.add_argument("--version", action="version", version=f"hark-client {__version__}")
@@ -199,10 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     takes(command(actions, "get-media", "show indexed media with its segments"),
           coll_id, media_id)
     takes(command(actions, "delete-media", "remove media from a collection"), coll_id, media_id)
+    p = takes(command(actions, "search", "search a collection by meaning and words"),
+              coll_id, ("query", "what to look for, as one (quoted) argument"))
+    _search_args(p)
 
-    p = command(commands, "search", "search a collection by meaning")
-    takes(p, coll_id, ("query", "what to look for, in plain words"))
-    p.add_argument("--top-k", type=_positive, default=10, help="how many passages (default 10)")
+    p = command(commands, "search", "search all your collections by meaning and words")
+    p.add_argument("query", metavar="QUERY", help="what to look for, as one (quoted) argument")
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)  # refused: see cmd_search
+    p.add_argument("--collection", action="append", metavar="ID", dest="collections",
+                   help="search only this collection (repeatable; default: all of yours)")
+    _search_args(p)
 
     hooks = command(commands, "webhooks", "manage webhook subscriptions")
     actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_commands import UsageError, hint, paged, show, show_many
+from ._cli_commands import UsageError, hint, paged, show, show_hits, show_many
 from ._sync.client import Client
 from ._types import NOT_GIVEN
 from .models import Collection, Webhook
@@ -40,6 +40,10 @@ def cmd_collections(client: Client, args: argparse.Namespace) -> None:
             ("duration", media.duration), ("language", media.language),
             ("source", media.filename or media.url), ("created", media.created_at),
             ("segments", [f"{s.start:.2f}-{s.end:.2f} {s.text}" for s in media.segments])])
+    if action == "search":
+        hits = client.collections.search(args.collection_id, args.query, args.top_k,
+                                         mode=args.mode)
+        return show_hits(args, hits, with_collection=False)
     if action == "delete":
         deleted = client.collections.delete(args.collection_id)
         if args.json or args.quiet:

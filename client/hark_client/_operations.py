@@ -12,6 +12,7 @@ import httpx
 from ._base import IDEMPOTENCY_HEADER, Call, Upload, read_json, read_text
 from ._types import NOT_GIVEN, FileInput, NotGiven, UploadCallback, body_of
 from .models import (
+    SEARCH_MODES,
     CallbackSecret,
     Collection,
     Delivery,
@@ -272,9 +273,28 @@ def delete_media(collection_id: str, media_id: str) -> Call[Media]:
                 _one(Media))
 
 
-def search(collection_id: str, query: str, top_k: int) -> Call[Page[SearchHit]]:
+def _search_body(query: str, top_k: int, mode: str | None) -> dict[str, Any]:
+    if mode is not None and mode not in SEARCH_MODES:
+        raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}, not {mode!r}")
+    return _drop_none({"query": query, "top_k": top_k, "mode": mode})
+
+
+def search(collection_id: str, query: str, top_k: int,
+           mode: str | None = None) -> Call[Page[SearchHit]]:
+    """``POST /collections/<id>/search``; ``mode`` None leaves the server's (hybrid)."""
     return Call("POST", f"/collections/{_id(collection_id)}/search",
-                _many(SearchHit, "results"), json={"query": query, "top_k": top_k})
+                _many(SearchHit, "results"), json=_search_body(query, top_k, mode))
+
+
+def search_all(query: str, top_k: int, mode: str | None,
+               collections: Sequence[str] | None) -> Call[Page[SearchHit]]:
+    """``POST /search``: all the owner's collections, or those in ``collections``."""
+    body = _search_body(query, top_k, mode)
+    if collections is not None:
+        if isinstance(collections, str):
+            raise TypeError("collections must be a list of collection ids, not a string")
+        body["collections"] = list(collections)
+    return Call("POST", "/search", _many(SearchHit, "results"), json=body)
 
 
 # -- webhooks --------------------------------------------------------------------------------

@@ -250,16 +250,38 @@ class Media(_Model):
     _nested = {"segments": _list_of(Segment)}
 
 
+SEARCH_MODES = ("semantic", "keyword", "hybrid")
+"""How a search matches: by meaning, by words (full-text), or both fused (the default)."""
+
+
 @dataclass
 class SearchHit(_Model):
-    """A passage of a collection's media that matches a query (best ``score`` first)."""
+    """A passage of a collection's media that matches a query (best ``score`` first).
+
+    Why it matched: ``vector_rank`` (by meaning) and ``keyword_rank`` (by words), from 1,
+    None where it is not in that list; ``similarity`` is the cosine similarity (None when
+    not vector-ranked). ``score`` depends on the mode: semantic, the cosine similarity;
+    keyword, ``ts_rank_cd``; hybrid, the reciprocal rank fusion sum of ``1/(60 + rank)``.
+    """
 
     media_id: str | None = None
     start: float | None = None
     end: float | None = None
     text: str | None = None
     score: float | None = None
+    collection_id: str | None = None
+    task_id: str | None = None
+    """The ``/index`` task that indexed the media (its transcript and media)."""
+    similarity: float | None = None
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def matched_by(self) -> tuple[str, ...]:
+        """``("meaning", "words")``, or the one of them the hit was ranked by."""
+        return tuple(name for name, rank in (("meaning", self.vector_rank),
+                                             ("words", self.keyword_rank)) if rank is not None)
 
 
 @dataclass

@@ -54,9 +54,13 @@ def test_index_then_search(hark, clip):
     assert media.id == "weather" and media.task_id == task.id and media.segment_count >= 1
     detail = hark.collections.get_media("talks", "weather")
     assert detail.segments and len(SPOKEN & words_of(detail.segments[0].text)) >= 2
-    hits = hark.search("talks", "what is the forecast, will it rain?", top_k=3)
+    hits = hark.collections.search("talks", "what is the forecast, will it rain?", top_k=3)
     assert hits and hits[0].media_id == "weather" and hits[0].score is not None
     assert hits == sorted(hits, key=lambda h: -h.score)
+    assert hits[0].task_id == task.id and hits[0].collection_id == "talks"
+    heard = sorted(SPOKEN & words_of(detail.segments[0].text))[0]  # a word it holds
+    everywhere = hark.search(heard, mode="keyword")
+    assert [(h.collection_id, h.media_id) for h in everywhere] == [("talks", "weather")]
     with pytest.raises(ConflictError):
         hark.index(clip, collection="talks", media_id="weather")
     assert hark.collections.get("talks").media_count == 1

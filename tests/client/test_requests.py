@@ -112,7 +112,7 @@ def test_collections_contract():
         updated = client.collections.update("talks", description="d")
         items = list(client.collections.media("talks", per_page=5))
         one = client.collections.get_media("talks", "m1")
-        found = client.search("talks", "greeting", top_k=3)
+        found = client.collections.search("talks", "greeting", top_k=3)
         assert client.collections.delete("talks").id == "talks"
         assert client.collections.delete_media("talks", "m1").id == "m1"
     assert isinstance(created, Collection) and created.id == "talks"
@@ -131,6 +131,40 @@ def test_collections_contract():
     assert server.requests[0].json() == {"collection_id": "talks", "name": "Talks"}
     assert server.requests[2].json() == {"description": "d"}
     assert server.requests[5].json() == {"query": "greeting", "top_k": 3}
+
+
+def test_search_sends_mode_and_collections_and_reads_why_each_hit_matched():
+    hit = {"collection_id": "calls", "media_id": "m1", "task_id": "t-9", "start": 1.5,
+           "end": 3.0, "text": "invoice 4711", "score": 0.0328, "similarity": 0.61,
+           "vector_rank": 1, "keyword_rank": 2}
+    with FakeServer(*[Reply(200, {"results": [hit]})] * 4) as server, \
+            Client(server.url, "k") as client:
+        one = client.collections.search("talks", "q", 5, mode="keyword")
+        every = client.search("q")
+        some = client.search("q", 7, mode="semantic", collections=("talks", "calls"))
+        asyncio.run(_async_search(server.url))
+        with pytest.raises(ValueError):
+            client.search("q", mode="fuzzy")
+    calls = [(r.method, r.path, r.json()) for r in server.requests]
+    assert calls == [
+        ("POST", "/collections/talks/search", {"query": "q", "top_k": 5, "mode": "keyword"}),
+        ("POST", "/search", {"query": "q", "top_k": 10}),  # mode left to the server
+        ("POST", "/search", {"query": "q", "top_k": 7, "mode": "semantic",
+                             "collections": ["talks", "calls"]}),
+        ("POST", "/search", {"query": "q", "top_k": 2, "mode": "hybrid",
+                             "collections": ["x"]})]
+    assert one == every == some
+    [found] = one
+    assert (found.collection_id, found.media_id, found.task_id) == ("calls", "m1", "t-9")
+    assert (found.score, found.similarity) == (0.0328, 0.61)
+    assert (found.vector_rank, found.keyword_rank) == (1, 2)
+    assert found.matched_by == ("meaning", "words") and found.raw == hit
+
+
+async def _async_search(url: str) -> None:
+    async with AsyncClient(url, "k") as client:
+        hits = await client.search("q", 2, mode="hybrid", collections=["x"])
+    assert hits[0].keyword_rank == 2
 
 
 def test_webhooks_contract():

@@ -213,10 +213,17 @@ class AsyncCollections(_AsyncResource):
                                 request_timeout)
 
     async def search(self, collection_id: str, query: str, top_k: int = 10, *,
-                     retries: Retries = None, request_timeout: RequestTimeout = NOT_GIVEN,
+                     mode: str | None = None, retries: Retries = None,
+                     request_timeout: RequestTimeout = NOT_GIVEN,
                      ) -> builtins.list[SearchHit]:
-        """The ``top_k`` passages closest in meaning to ``query``, best first."""
-        call = ops.search(collection_id, query, top_k)
+        """The collection's ``top_k`` passages that best match ``query``, best first.
+
+        ``mode``: ``"semantic"`` (by meaning), ``"keyword"`` (by words: full-text, all
+        words must occur, ``"quoted phrase"``, ``or``, ``-word``) or ``"hybrid"`` (both,
+        fused by reciprocal rank fusion); None leaves the server's default, hybrid. Each
+        hit says why it matched (``vector_rank``, ``keyword_rank``, ``similarity``).
+        """
+        call = ops.search(collection_id, query, top_k, mode)
         return (await self._send(call, retries, request_timeout)).items
 
 

@@ -304,12 +304,27 @@ class Client(BaseClient):
         return self.request(ops.transcript(task_id, format), retries=retries,
                                   request_timeout=request_timeout)
 
-    def search(self, collection_id: str, query: str, top_k: int = 10, *,
-                     retries: Retries = None, request_timeout: RequestTimeout = NOT_GIVEN,
+    def search(self, query: str, top_k: int = 10, *, mode: str | None = None,
+                     collections: Sequence[str] | None = None, retries: Retries = None,
+                     request_timeout: RequestTimeout = NOT_GIVEN,
                      ) -> builtins.list[SearchHit]:
-        """The ``top_k`` passages of ``collection_id`` closest in meaning to ``query``."""
-        return self.collections.search(collection_id, query, top_k, retries=retries,
-                                             request_timeout=request_timeout)
+        """The ``top_k`` best passages over all your collections (or those in
+        ``collections``, 1-100 ids; one that is not yours is a :class:`NotFoundError`),
+        best first; each hit names its ``collection_id``. ``mode`` is that of
+        ``collections.search`` (None: the server's default, hybrid).
+
+        Before 0.2 this was ``search(collection_id, query, top_k)``: that call is now
+        ``collections.search(collection_id, query, top_k)`` or
+        ``search(query, top_k, collections=[collection_id])``; the old form is refused.
+        """
+        if isinstance(top_k, str):
+            raise TypeError("search(query, top_k=10, *, mode=None, collections=None) searches "
+                            "all your collections; to search one, call "
+                            "collections.search(collection_id, query) or pass "
+                            "collections=[collection_id]")
+        call = ops.search_all(query, top_k, mode, collections)
+        return (self.request(call, retries=retries,
+                                   request_timeout=request_timeout)).items
 
     def _submit(self, endpoint: str, file: FileInput | None, url: str | None,
                       filename: str | None, options: dict[str, Any], wait: bool,
