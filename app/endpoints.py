@@ -21,6 +21,7 @@ from app.extensions import celery, db, waiter
 from app.online import check_queue
 from app.schemas import SubmitArgs, TaskSchema
 from core import dispatch
+from core.idempotency import Keyed
 from core.media_store import Upload
 from core.models import Task
 from core.status import FINISHED
@@ -59,32 +60,33 @@ class Endpoint:
 
     def submit(self, data: dict[str, Any], *, priority: int = 0, device: str | None = None,
                queue: str | None = None, status: int = 202, upload: Upload | None = None,
-               task_id: uuid.UUID | None = None):
-        """Create the task (with ``task_id`` when given; with ``upload``, stored in the
-        same transaction) and answer: deferred, or waiting for the result."""
+               keyed: Keyed | None = None):
+        """Create the task (``keyed``: with its id, claiming its key unless claimed
+        already; with ``upload``, stored in the same transaction) and answer: deferred,
+        or waiting for the result."""
         args = load_args(_submit_args)
         defer = self._resolve_defer(args["defer"])
         wait = None if defer else self._timeout(args)
         outcome = self.run(data, wait=wait, priority=priority, device=device, queue=queue,
-                           upload=upload, task_id=task_id)
+                           upload=upload, keyed=keyed)
         return _answer(outcome, status if defer else 202)
 
     def run(self, data: dict[str, Any], *, wait: float | None, priority: int = 0,
             device: str | None = None, queue: str | None = None,
-            upload: Upload | None = None, task_id: uuid.UUID | None = None) -> Outcome:
+            upload: Upload | None = None, keyed: Keyed | None = None) -> Outcome:
         """Create the task (with ``upload``, stored in the same transaction, then closed);
         with ``wait`` (seconds), wait that long for it to finish (notified, see
         :mod:`core.notify`). The one submission path of every caller."""
         try:
             return self._run(data, wait=wait, priority=priority, device=device, queue=queue,
-                             upload=upload, task_id=task_id)
+                             upload=upload, keyed=keyed)
         finally:
             if upload is not None:
                 upload.close()
 
     def _run(self, data: dict[str, Any], *, wait: float | None, priority: int,
              device: str | None, queue: str | None, upload: Upload | None,
-             task_id: uuid.UUID | None) -> Outcome:
+             keyed: Keyed | None) -> Outcome:
         settings = current_app.config["HARK"]
         queue = dispatch.resolve_queue(settings.default_device, device, queue)
         check_queue(queue)
@@ -102,8 +104,10 @@ class Endpoint:
                 task_id=task_id,
                 notify=notify,
                 upload=upload,
+                key=keyed.claim_params() if keyed is not None else None,
             )
 
+        task_id = keyed.task_id if keyed is not None else None
         if wait is None:  # nobody waits on it: no completion NOTIFY
             task = submit_task(task_id, notify=False)
             return Outcome(task.id, task.status, None)

@@ -105,6 +105,7 @@ def submit(
     task_id: uuid.UUID | None = None,
     notify: bool | str = True,
     upload: Upload | None = None,
+    key: dict[str, Any] | None = None,
 ) -> Task:
     """Commit the task row (with ``task_id`` when given), then publish its message
     (``notify``: see :func:`publish`).
@@ -121,6 +122,9 @@ def submit(
     ``ASSIGNED_GRACE``, as it does for any message the broker lost.
 
     Without an upload the statement runs in autocommit (no BEGIN/COMMIT round trips).
+    ``key``: the statement also claims that idempotency key (see
+    :meth:`core.idempotency.Keyed.claim_params`); held by another request, it makes nothing
+    (no row, no blob) and raises :class:`~core.task_sql.KeyHeld`.
     """
     with db.engine.connect() as conn:
         if upload is None:
@@ -129,7 +133,7 @@ def submit(
             task = lifecycle.insert_task(conn, owner=owner, endpoint=endpoint, data=data,
                                          priority=priority, queue=queue,
                                          max_active=max_active, assigned=True,
-                                         task_id=task_id)
+                                         task_id=task_id, key=key)
             if task is None:
                 raise TooManyActiveTasks(max_active)
             if upload is not None:

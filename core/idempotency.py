@@ -1,11 +1,15 @@
 """Idempotency keys: a repeated submission (same owner, key and request) names one task.
 
 A request's *fingerprint* hashes its endpoint, fields and media (see
-``app.idempotency``). :func:`claim` records ``(owner, key) -> (fingerprint, task id)``
-before the task exists; whoever inserts the row makes the task, and every later request
-with that key, concurrent or not, is answered with the same task id for 24 hours, or
-refused when its fingerprint differs. :func:`release` forgets a claim whose request
-failed before making its task, so that a retry can make it.
+``app.idempotency``). A claim records ``(owner, key) -> (fingerprint, task id)``;
+whoever inserts the row makes the task, and every later request with that key,
+concurrent or not, is answered with the same task id for 24 hours, or refused when its
+fingerprint differs. A request without an uploaded file claims its key in its task's own
+INSERT (:meth:`Keyed.claim_params`, :func:`core.task_sql.insert`): the claim and the
+task commit together, in one statement. One with a file claims first (:func:`claim`),
+so that a replay reads no upload, then makes the task under that claim.
+:func:`release` forgets a claim whose request failed after making it, so that a retry
+can make its task.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -22,7 +26,9 @@ from sqlalchemy import delete
 from core.db import Database
 from core.models import utcnow
 from core.models_idempotency import IdempotencyKey
-from core.task_sql import LAZY_COMMIT
+from core.task_sql import LAZY_COMMIT, KeyHeld
+
+__all__ = ["Claim", "KeyHeld", "Keyed", "claim", "fingerprint", "held", "release"]
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -39,6 +45,26 @@ class Claim:
     """False: the key was used for a different request (answer 409)."""
     age: float = 0.0
     """Seconds since the key was claimed."""
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A keyed request's task, its id chosen before the task exists. ``claimed``: its key
+    is claimed already (:func:`claim`); else the task's INSERT claims it."""
+
+    owner: str
+    key: str
+    endpoint: str
+    digest: str
+    task_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    claimed: bool = False
+
+    def claim_params(self) -> dict[str, Any] | None:
+        """The key for :func:`core.task_sql.insert` to claim; None if claimed already."""
+        if self.claimed:
+            return None
+        return {"key": self.key, "key_endpoint": self.endpoint, "fingerprint": self.digest,
+                "expired": utcnow() - KEY_LIFETIME}
 
 
 def fingerprint(endpoint: str, fields: Any, media_digest: str | None) -> str:
@@ -77,20 +103,35 @@ def claim(db: Database, *, owner: str, key: str, endpoint: str, digest: str) -> 
     with db.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         inserted = conn.exec_driver_sql(CLAIM_SQL, params).first()
-        held = None if inserted is not None else \
-            conn.exec_driver_sql(HELD_SQL, params).first()
     if inserted is not None:
         return Claim(task_id, True, endpoint, True)
-    if held is None:  # released between our insert and select: try again
+    found = held(db, owner=owner, key=key, digest=digest)
+    if found is None:  # released (or expired) since our insert: try again
         return claim(db, owner=owner, key=key, endpoint=endpoint, digest=digest)
-    created = held.created_at if held.created_at.tzinfo else held.created_at.replace(tzinfo=UTC)
-    return Claim(held.task_id, False, held.endpoint, held.fingerprint == digest,
-                 (now - created).total_seconds())
+    return found
 
 
-def release(db: Database, *, owner: str, key: str, task_id: uuid.UUID) -> None:
-    """Forget a claim whose request made no task (only if it still names ``task_id``)."""
+def held(db: Database, *, owner: str, key: str, digest: str) -> Claim | None:
+    """The unexpired claim of ``key`` (``matches``: made by a request with ``digest``),
+    as committed now; None if there is none."""
+    assert db.engine is not None, "Database.configure() was not called"
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = conn.exec_driver_sql(HELD_SQL, {"owner": owner, "key": key}).first()
+    if row is None:
+        return None
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    age = utcnow() - created
+    if age >= KEY_LIFETIME:
+        return None
+    return Claim(row.task_id, False, row.endpoint, row.fingerprint == digest,
+                 age.total_seconds())
+
+
+def release(db: Database, *, owner: str, key: str, task_id: uuid.UUID) -> bool:
+    """Forget a claim whose request made no task (only if it still names ``task_id``).
+    True if there was one."""
     with db.transaction() as session:
-        session.execute(delete(IdempotencyKey).where(
+        return session.execute(delete(IdempotencyKey).where(
             IdempotencyKey.owner == owner, IdempotencyKey.key == key,
-            IdempotencyKey.task_id == task_id))
+            IdempotencyKey.task_id == task_id)).rowcount > 0

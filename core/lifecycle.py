@@ -53,6 +53,7 @@ def insert_task(
     max_active: int = 0,
     assigned: bool = False,
     task_id: uuid.UUID | None = None,
+    key: dict[str, Any] | None = None,
 ) -> Task | None:
     """The API's fast path for :func:`create_task`: the row and its trail as Core INSERTs
     (no ORM unit of work; one fixed statement, :func:`core.task_sql.insert`).
@@ -62,14 +63,17 @@ def insert_task(
 
     ``assigned``: the row is written already ``assigned`` to ``queue``, its trail
     ``created`` then ``assigned``: the caller publishes its message next (see
-    :func:`core.dispatch.submit`)."""
+    :func:`core.dispatch.submit`). ``key``: claim an idempotency key in the same
+    statement (:func:`core.task_sql.insert`; :class:`core.task_sql.KeyHeld` if it is
+    held)."""
     now = utcnow()
     status = TaskStatus.ASSIGNED if assigned else TaskStatus.CREATED
     values = dict(id=task_id or uuid.uuid4(), owner=owner, endpoint=endpoint, data=data,
                   status=status.value, priority=priority, queue=queue, progress=0,
                   retry_count=0, attempts=0, created_at=now, updated_at=now,
                   assigned_at=now if assigned else None)
-    return Task(**values) if task_sql.insert(conn, values, max_active=max_active) else None
+    return Task(**values) if task_sql.insert(conn, values, max_active=max_active, key=key) \
+        else None
 
 
 def record(session: Session, task_id: uuid.UUID, kind: str, details: Any = None,

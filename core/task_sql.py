@@ -46,42 +46,83 @@ def _sql_list(statuses: Iterable[str]) -> str:
     return ", ".join(f"'{status}'" for status in statuses)
 
 
-def _insert_sql(capped: bool, assigned: bool) -> str:
-    cap = (f"""WHERE (SELECT coalesce(sum(n), 0) FROM task_counts WHERE owner = %(owner)s
-                 AND status IN ({_sql_list(CAPPED)})) < %(max_active)s""" if capped else "")
+# A keyed submission's claim of its ``Idempotency-Key``, made by the task's own INSERT
+# (a key new to the owner, or one whose claim expired, which it replaces). Conflicting
+# with a claim another request has not committed, it waits for that one's commit.
+_CLAIM_KEY = """claimed AS (
+    INSERT INTO idempotency_keys AS held (owner, key, endpoint, fingerprint, task_id,
+                                          created_at)
+    SELECT %(owner)s::text, %(key)s::text, %(key_endpoint)s::text, %(fingerprint)s::text,
+           %(id)s::uuid, %(at)s::timestamptz {room}
+    ON CONFLICT (owner, key) DO UPDATE SET endpoint = excluded.endpoint,
+        fingerprint = excluded.fingerprint, task_id = excluded.task_id,
+        created_at = excluded.created_at
+    WHERE held.created_at < %(expired)s
+    RETURNING task_id
+), """
+
+
+def _insert_sql(capped: bool, assigned: bool, keyed: bool = False) -> str:
+    room = (f"""(SELECT coalesce(sum(n), 0) FROM task_counts WHERE owner = %(owner)s
+                 AND status IN ({_sql_list(CAPPED)})) < %(max_active)s""" if capped
+            else "true")
     assigned_step = ("UNION ALL SELECT id, 'assigned', %(at)s, %(assigned_details)s "
                      "FROM new_task" if assigned else "")
+    head, source, cap = "WITH ", "", f"WHERE {room}" if capped else ""
+    if keyed:  # the cap refuses the claim too: a refused request holds no key
+        head = f"WITH room AS (SELECT {room} AS ok), " + _CLAIM_KEY.format(
+            room="FROM room WHERE ok")
+        source, cap = "FROM claimed", ""
+    events = f"""INSERT INTO task_events (task_id, type, at, details)
+SELECT id, 'created', %(at)s, %(details)s FROM new_task
+{assigned_step}"""
+    tail = (f"logged AS ({events})\nSELECT EXISTS (SELECT FROM new_task) AS made, "
+            "(SELECT ok FROM room) AS room" if keyed else f"{events}\nRETURNING task_id")
     return f"""
-WITH new_task AS (
+{head}new_task AS (
     INSERT INTO tasks (id, owner, endpoint, data, status, priority, queue, progress,
                        retry_count, attempts, created_at, updated_at, assigned_at)
     SELECT %(id)s::uuid, %(owner)s::text, %(endpoint)s::text, %(data)s::jsonb,
            %(status)s::text, %(priority)s::int, %(queue)s::text, 0, 0, 0,
            %(at)s::timestamptz, %(at)s::timestamptz, %(assigned_at)s::timestamptz
-    {cap}
+    {source} {cap}
     RETURNING id
-)
-INSERT INTO task_events (task_id, type, at, details)
-SELECT id, 'created', %(at)s, %(details)s FROM new_task
-{assigned_step}
-RETURNING task_id
+){"," if keyed else ""}
+{tail}
 """
 
 
-INSERT_SQL = {(capped, assigned): _insert_sql(capped, assigned)
-              for capped in (False, True) for assigned in (False, True)}
+INSERT_SQL = {(capped, assigned, keyed): _insert_sql(capped, assigned, keyed)
+              for capped in (False, True) for assigned in (False, True)
+              for keyed in (False, True)}
 
 
-def insert(conn: Connection, values: dict[str, Any], *, max_active: int) -> bool:
+class KeyHeld(Exception):
+    """A keyed submission's ``Idempotency-Key`` is held by another request (see
+    :mod:`core.idempotency`): its statement made no task."""
+
+
+def insert(conn: Connection, values: dict[str, Any], *, max_active: int,
+           key: dict[str, Any] | None = None) -> bool:
     """Write a new task's row and trail (``values``: the row's columns as
-    :func:`core.lifecycle.insert_task` sets them). False if the active-task cap refused it."""
+    :func:`core.lifecycle.insert_task` sets them). False if the active-task cap refused it.
+
+    ``key`` (``owner``-scoped ``key``, ``key_endpoint``, ``fingerprint``, ``expired``):
+    claim that idempotency key for this task in the same statement, so a keyed
+    submission costs no more round trips than a plain one; :class:`KeyHeld` (and no
+    task) if another request holds it. The cap, when it refuses, claims nothing."""
     assigned = values["assigned_at"] is not None
     params = {**values, "data": Jsonb(values["data"]), "at": values["created_at"],
               "max_active": max_active,
               "details": Jsonb({"endpoint": values["endpoint"], "queue": values["queue"]}),
-              "assigned_details": Jsonb({"queue": values["queue"]})}
-    return conn.exec_driver_sql(INSERT_SQL[bool(max_active), assigned], params).first() \
-        is not None
+              "assigned_details": Jsonb({"queue": values["queue"]}), **(key or {})}
+    row = conn.exec_driver_sql(INSERT_SQL[bool(max_active), assigned, key is not None],
+                               params).first()
+    if key is None:
+        return row is not None
+    if not row.made and row.room:
+        raise KeyHeld(key["key"])
+    return bool(row.made)
 
 
 _RETURNED = "id, owner, endpoint, data, status, attempts"

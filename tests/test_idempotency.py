@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import threading
 from datetime import timedelta
@@ -57,9 +59,18 @@ def test_keys_belong_to_their_owner(client, auth, other_key, db):
     assert mine.get_json()["task_id"] != theirs.get_json()["task_id"]
 
 
-def test_an_upload_is_stored_once_and_its_content_is_part_of_the_request(client, auth, db):
+@pytest.mark.parametrize("form", ["multipart", "base64"])
+def test_an_upload_is_stored_once_and_its_content_is_part_of_the_request(client, auth, db,
+                                                                         form):
+    """Multipart: the key is claimed before the file is read; base64 (JSON): by the
+    task's INSERT, in the transaction that would store the blob."""
     def upload(content: bytes):
-        return client.post("/analyze?defer=true", headers={**auth, "Idempotency-Key": "up"},
+        headers = {**auth, "Idempotency-Key": "up"}
+        if form == "base64":
+            media = {"base64": base64.b64encode(content).decode(), "filename": "a.wav"}
+            return client.post("/analyze?defer=true", headers=headers,
+                               json={"media": media, "language": "en"})
+        return client.post("/analyze?defer=true", headers=headers,
                            data={"file": (io.BytesIO(content), "a.wav"), "language": "en"},
                            content_type="multipart/form-data")
 
@@ -116,7 +127,54 @@ def test_a_sync_replay_waits_for_the_task_to_finish(client, auth, db, worker):
     assert count(db, Task) == 1
 
 
-def test_concurrent_requests_with_one_key_make_one_task(client, auth, db, monkeypatch):
+def _waiting_keyed_inserts(db) -> int:
+    """Backends whose keyed submission statement waits for a lock."""
+    with db.engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' "
+            "AND position('INSERT INTO idempotency_keys' IN query) > 0").scalar()
+
+
+def test_concurrent_requests_with_one_key_make_one_task(client, auth, db):
+    """The first request's statement has claimed the key and is held before its commit
+    (by a lock on the owner's task counters, which its task's row updates); the second's
+    claim waits for that commit, then answers like a replay. No sleeps: each step waits
+    for the database to show the previous one."""
+    from tests.support import wait_for
+
+    assert post(client, auth, None).status_code == 202  # the owner has counter rows
+    with db.engine.begin() as conn:  # every shard, so whichever the trigger picks is held
+        conn.exec_driver_sql(
+            "INSERT INTO task_counts (owner, status, shard, n) SELECT DISTINCT owner, "
+            "'assigned', s, 0 FROM task_counts, generate_series(0, 15) AS s "
+            "ON CONFLICT DO NOTHING")
+    holder = db.engine.connect()
+    holder.exec_driver_sql("SELECT FROM task_counts FOR UPDATE")
+    answers: dict[str, object] = {}
+    threads = [threading.Thread(target=lambda n=n: answers.update({n: post(client, auth, "k-1")}))
+               for n in ("a", "b")]
+    try:
+        threads[0].start()
+        wait_for(lambda: _waiting_keyed_inserts(db) == 1, message="the first to be held")
+        threads[1].start()
+        wait_for(lambda: _waiting_keyed_inserts(db) == 2,
+                 message="the second to wait for the first's claim")
+    finally:
+        holder.rollback()
+        holder.close()
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join(30)
+    a, b = answers["a"], answers["b"]
+    assert a.status_code == b.status_code == 202, (a.get_json(), b.get_json())
+    assert a.get_json()["task_id"] == b.get_json()["task_id"]
+    assert count(db, Task) == 2 and count(db, IdempotencyKey) == 1
+
+
+def test_concurrent_uploads_with_one_key_make_one_task(client, auth, db, monkeypatch):
+    """An upload's key is claimed before the upload is read: a second request with it,
+    arriving while the first has not made its task, waits for that task."""
     claimed, go = threading.Event(), threading.Event()
     second_claimed = threading.Event()
     real_submit, real_claim = dispatch.submit, idempotency.claim
@@ -132,11 +190,16 @@ def test_concurrent_requests_with_one_key_make_one_task(client, auth, db, monkey
             second_claimed.set()
         return found
 
+    def upload():
+        return client.post("/analyze?defer=true", headers={**auth, "Idempotency-Key": "up"},
+                           data={"file": (io.BytesIO(b"RIFF0000WAVEdata"), "a.wav")},
+                           content_type="multipart/form-data")
+
     monkeypatch.setattr(dispatch, "submit", slow_submit)
     monkeypatch.setattr(idempotency, "claim", watched_claim)
     answers: dict[str, object] = {}
-    first = threading.Thread(target=lambda: answers.update(a=post(client, auth, "k-1")))
-    second = threading.Thread(target=lambda: answers.update(b=post(client, auth, "k-1")))
+    first = threading.Thread(target=lambda: answers.update(a=upload()))
+    second = threading.Thread(target=lambda: answers.update(b=upload()))
     first.start()
     assert claimed.wait(10)
     second.start()
@@ -145,9 +208,41 @@ def test_concurrent_requests_with_one_key_make_one_task(client, auth, db, monkey
     first.join(10)
     second.join(10)
     a, b = answers["a"], answers["b"]
-    assert a.status_code == b.status_code == 202
+    assert a.status_code == b.status_code == 202, (a.get_json(), b.get_json())
     assert a.get_json()["task_id"] == b.get_json()["task_id"]
-    assert count(db, Task) == 1
+    assert count(db, Task) == 1 and count(db, MediaBlob) == 1
+
+
+def test_a_held_key_answers_a_request_its_handler_would_refuse(client, auth, db):
+    """The key is looked up when the request is refused before its statement ran: the
+    same key with another (here invalid) request is still the 409, not a 400."""
+    first = post(client, auth, "k-1", {"seconds": 0})
+    refused = post(client, auth, "k-1", {"seconds": -1})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"] == "idempotency_key_reused"
+    assert first.get_json()["task_id"] in refused.get_json()["message"]
+
+
+@pytest.fixture()
+def capped(app, monkeypatch):
+    settings = app.config["HARK"]
+    monkeypatch.setitem(app.config, "HARK", dataclasses.replace(settings, max_active_tasks=1))
+    return app.test_client()
+
+
+def test_the_active_task_cap_claims_no_key_and_lets_a_replay_through(capped, auth, db):
+    parked = {"seconds": 0, "queue": "idem-nobody-consumes"}
+    first = post(capped, auth, "k-1", parked)
+    assert first.status_code == 202
+    refused = post(capped, auth, "k-2", parked)
+    assert refused.status_code == 429 and count(db, IdempotencyKey) == 1
+    again = post(capped, auth, "k-1", parked)  # at the cap, its replay is still answered
+    assert again.status_code == 202
+    assert again.get_json()["task_id"] == first.get_json()["task_id"]
+    with db.transaction() as session:
+        session.execute(update(Task).values(status="completed"))
+    retried = post(capped, auth, "k-2", parked)  # the refusal left nothing to block it
+    assert retried.status_code == 202 and count(db, Task) == 2
 
 
 @pytest.fixture(scope="module")

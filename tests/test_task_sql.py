@@ -7,10 +7,13 @@ import json
 from datetime import timedelta
 
 import psycopg
+import pytest
 from sqlalchemy import select
 
 from core import lifecycle
+from core.idempotency import KEY_LIFETIME, KeyHeld
 from core.models import Task, TaskEvent, utcnow
+from core.models_idempotency import IdempotencyKey as Key
 from core.models_webhooks import Webhook, WebhookDelivery
 from core.schemas import TaskSchema
 from core.task_reads import read_task, task_from_notify
@@ -204,3 +207,34 @@ def test_claims_commit_without_waiting_for_the_wal_and_completions_wait(db):
         completed = wal_writes()
     assert claimed - before <= 2
     assert completed - claimed >= len(tasks)
+
+
+def test_a_keyed_insert_claims_its_key_in_the_same_statement(db):
+    """The task is made only with its key's claim; a held key makes nothing
+    (``KeyHeld``); an expired one is replaced; a cap that refuses claims nothing."""
+    def key(name: str, expired=None) -> dict:
+        return {"key": name, "key_endpoint": "/e", "fingerprint": "f" * 64,
+                "expired": expired or utcnow() - KEY_LIFETIME}
+
+    def insert(conn, name, max_active=0, **kw):
+        return lifecycle.insert_task(conn, owner="dana", endpoint="/e", data={},
+                                     queue="q", assigned=True, max_active=max_active,
+                                     key=key(name, **kw))
+
+    def claims() -> dict:
+        with db.session() as s:
+            return {k.key: k.task_id for k in s.scalars(select(Key))}
+
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        first = insert(conn, "k-1")
+        assert claims() == {"k-1": first.id}
+        with pytest.raises(KeyHeld):
+            insert(conn, "k-1")
+        # the claim counts as expired (its time is before the cut-off): replaced
+        replaced = insert(conn, "k-1", expired=utcnow() + timedelta(seconds=1))
+        assert claims() == {"k-1": replaced.id}
+        assert insert(conn, "k-2", max_active=2) is None  # two active: refused
+    assert claims() == {"k-1": replaced.id}
+    with db.session() as s:
+        assert {t.id for t in s.scalars(select(Task))} == {first.id, replaced.id}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, current_app
 
 from app.endpoints import DeferOption, Endpoint
@@ -14,6 +12,7 @@ from app.online import accepted_models
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_media import analyze_schema, upload_schema
+from core.idempotency import Keyed
 from core.netguard import UnsafeURLError, check_url
 
 bp = Blueprint("analyze", __name__)
@@ -73,8 +72,8 @@ def analyze():
     return idempotent(analyze_endpoint, _analyze)
 
 
-def _analyze(task_id: uuid.UUID | None):
+def _analyze(keyed: Keyed | None):
     options, media, upload = read_request(analyze_schema, check_options)
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **callback}
-    return analyze_endpoint.submit(data, task_id=task_id, upload=upload, **routing)
+    return analyze_endpoint.submit(data, keyed=keyed, upload=upload, **routing)

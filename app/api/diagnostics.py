@@ -5,8 +5,6 @@ Registered only with ``DIAGNOSTICS=1``. It travels the same path as a real analy
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint
 
 from app.bodies import load_json
@@ -14,6 +12,7 @@ from app.endpoints import DeferOption, Endpoint
 from app.idempotency import idempotent
 from app.openapi import doc
 from app.schemas import DeferredSchema, FinishedTaskSchema, SleepRequest, SubmitArgs
+from core.idempotency import Keyed
 
 bp = Blueprint("diagnostics", __name__, url_prefix="/diagnostics")
 sleep_endpoint = Endpoint(
@@ -35,7 +34,7 @@ def sleep():
     return idempotent(sleep_endpoint, _sleep)
 
 
-def _sleep(task_id: uuid.UUID | None):
+def _sleep(keyed: Keyed | None):
     body = load_json(sleep_request)
     routing = {k: body.pop(k) for k in ("priority", "device", "queue")}
-    return sleep_endpoint.submit(body, task_id=task_id, **routing)
+    return sleep_endpoint.submit(body, keyed=keyed, **routing)

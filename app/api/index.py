@@ -25,6 +25,7 @@ from app.schemas import DeferredSchema, FinishedTaskSchema, SubmitArgs
 from app.schemas_collections import index_fields
 from app.schemas_media import analyze_schema, upload_schema
 from core import collections_store as store
+from core.idempotency import Keyed
 
 bp = Blueprint("index", __name__)
 index_endpoint = Endpoint(
@@ -68,9 +69,9 @@ def index():
     return idempotent(index_endpoint, _index)
 
 
-def _index(task_id: uuid.UUID | None):
+def _index(keyed: Keyed | None):
     options, media, upload = read_request(index_schema, check_index_options)
     target = {key: options.pop(key) for key in TARGET}
     options, routing, callback = split_request(options)
     data = {"media": media, "options": options, **target, **callback}
-    return index_endpoint.submit(data, task_id=task_id, upload=upload, **routing)
+    return index_endpoint.submit(data, keyed=keyed, upload=upload, **routing)
