@@ -32,13 +32,17 @@ def _env_int(name: str, default: int) -> int:
 
 
 def worker_threads() -> int:
-    """Torch intra-op threads for one model pool process: ``WORKER_THREADS`` when set
-    above 0, else the CPUs this process may run on divided by ``WORKER_CONCURRENCY``
-    (pool processes; unset or 1 for the default batching worker, whose tasks share one
-    process and its threads), at least 1, so the pool does not oversubscribe."""
+    """Torch intra-op threads for one pool process: ``WORKER_THREADS`` when set above 0;
+    else 1 for an ``embed`` worker (one short query is a few small matrix products, which
+    more threads do not speed up, and spinning threads slow it down badly on a busy host);
+    else the CPUs this process may run on divided by ``WORKER_CONCURRENCY`` (pool
+    processes; unset or 1 for the default batching worker, whose tasks share one process
+    and its threads), at least 1, so the pool does not oversubscribe."""
     threads = _env_int("WORKER_THREADS", 0)
     if threads > 0:
         return threads
+    if os.environ.get("HARK_WORKER_ROLE") == "embed":
+        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cpus or 1) // max(1, _env_int("WORKER_CONCURRENCY", 1)))
 

@@ -48,9 +48,13 @@ def test_pool_processes_share_the_cpus_for_torch(settings_env, log_dir, monkeypa
     assert worker_threads() == max(1, cpus // 2)
     monkeypatch.setenv("WORKER_CONCURRENCY", str(cpus * 4))
     assert worker_threads() == 1
+    monkeypatch.setenv("WORKER_CONCURRENCY", "1")
+    monkeypatch.setenv("HARK_WORKER_ROLE", "embed")  # latency-bound single queries
+    assert worker_threads() == 1
     monkeypatch.setenv("WORKER_THREADS", "3")
     assert worker_threads() == 3
     monkeypatch.delenv("WORKER_THREADS")
+    monkeypatch.delenv("HARK_WORKER_ROLE")
 
     pool = start_worker(settings_env, log_dir, name="threads", WORKER_CONCURRENCY="2",
                         WORKER_QUEUES="threads")
