@@ -56,3 +56,16 @@ def test_speech_options_are_in_the_api_document(client):
                  "min_speakers", "max_speakers"):
         assert name in fields, name
     assert fields["vad"]["default"] is True and fields["diarize"]["default"] is False
+
+
+def test_loading_vad_keeps_the_process_torch_threads():
+    """Importing silero_vad sets torch to one thread for the whole process; loading the VAD
+    must leave decoding on the worker's configured threads."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(2); from workers.asr.vad import load_vad; "
+            "load_vad(); print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "2"

@@ -81,6 +81,7 @@ def load_vad() -> Any:
     global _MODEL
     with _LOCK:
         if _MODEL is None:
+            threads = torch.get_num_threads()
             try:
                 from silero_vad import load_silero_vad
 
@@ -90,6 +91,8 @@ def load_vad() -> Any:
                     f"voice activity detection needs the {PACKAGE} package "
                     f"(pip install {PACKAGE}): {exc}"
                 ) from exc
+            finally:  # importing silero_vad sets torch to one thread for the whole process
+                torch.set_num_threads(threads)
         return _MODEL
 
 
