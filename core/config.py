@@ -33,8 +33,8 @@ def _env_int(name: str, default: int) -> int:
 
 def worker_threads() -> int:
     """Torch intra-op threads for one pool process: ``WORKER_THREADS`` when set above 0;
-    else 1 for an ``embed`` worker (one short query is a few small matrix products, which
-    more threads do not speed up, and spinning threads slow it down badly on a busy host);
+    else 1 for an ``embed`` worker (one short query is a few small matrix products; on a
+    busy host a second spinning thread made it 30x slower, see the README);
     else the CPUs this process may run on divided by ``WORKER_CONCURRENCY`` (pool
     processes; unset or 1 for the default batching worker, whose tasks share one process
     and its threads), at least 1, so the pool does not oversubscribe."""
