@@ -26,12 +26,15 @@ from workers.asr.audio import decode_audio
 from workers.asr.convert import apply_alignment_heads, read_alignment_heads
 from workers.asr.decoding import EncodedAudio, decode_batch, is_silence, window_scores
 from workers.asr.features import SpeechFeatures
+from workers.asr.median import install as install_median_filter
 from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
 from workers.asr.segments import assemble_result, parse_segments, window_bounds
 from workers.asr.window_pool import WindowPool, pool_for
 
 TASKS = ("transcribe", "translate")
 SILENCE_PEAK = 1e-3  # about -60 dBFS
+
+install_median_filter()  # word alignment's median filter, 4-5x faster on CPU
 
 _MODELS: dict[tuple[str, str, str], whisper.Whisper] = {}
 _MODELS_LOCK = threading.Lock()
