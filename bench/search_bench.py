@@ -100,6 +100,8 @@ def fill(url: str, corpus: Corpus, layout: list[dict], sizes: list[int],
 
     started, next_id = time.perf_counter(), start
     with psycopg.connect(url) as conn:
+        # rebuilt by build_index: COPY into a live HNSW index inserts row by row (~800/s)
+        conn.execute("DROP INDEX IF EXISTS ix_segments_embedding_hnsw")
         for number, n in enumerate(sizes):
             if number == len(layout):
                 cid = f"c{number}"
@@ -117,10 +119,8 @@ def fill(url: str, corpus: Corpus, layout: list[dict], sizes: list[int],
             with conn.cursor() as cur, cur.copy(
                     'COPY segments (id, media_pk, collection_pk, idx, start, "end", text, '
                     "ts_config, embedding) FROM STDIN") as copy:
-                for first in range(0, n, 5000):
-                    count = min(5000, n - first)
-                    texts, vectors = corpus.rows(next_id + first, count)
-                    for j in range(count):
+                for first, (texts, vectors) in range_chunks(corpus, next_id, n):
+                    for j in range(len(texts)):
                         i = first + j
                         copy.write_row((next_id + i + 1, media[i // PER_MEDIA], c["pk"],
                                         i % PER_MEDIA, i * 5.0, i * 5.0 + 4.5, texts[j],
@@ -134,8 +134,16 @@ def fill(url: str, corpus: Corpus, layout: list[dict], sizes: list[int],
     return time.perf_counter() - started
 
 
+def range_chunks(corpus: Corpus, start: int, n: int, chunk: int = 5000):
+    """``(offset, corpus rows)`` of segments ``start`` .. ``start + n`` in the chunks
+    :func:`fill` stores them in (each chunk's combinations are seeded by its first id)."""
+    for first in range(0, n, chunk):
+        yield first, corpus.rows(start + first, min(chunk, n - first))
+
+
 def collection_rows(corpus: Corpus, c: dict) -> tuple[list[str], np.ndarray]:
-    parts = [corpus.rows(first, n) for first, n in c["ranges"]]
+    """The texts and vectors stored in collection ``c``, as :func:`fill` wrote them."""
+    parts = [rows for start, n in c["ranges"] for _, rows in range_chunks(corpus, start, n)]
     return [t for texts, _ in parts for t in texts], np.concatenate([v for _, v in parts])
 
 

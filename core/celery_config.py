@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from core.broker_transport import TRANSPORT
 from core.config import Settings
 from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
 from core.events import RECOVER_TASK, WEBHOOKS_QUEUE
@@ -59,6 +60,8 @@ def celery_config(settings: Settings) -> dict:
         }
         if settings.broker_key_prefix:
             conf["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix
+        if url.startswith("redis://"):  # kombu's transport, one command client per channel
+            conf["broker_transport"] = TRANSPORT
     else:  # AMQP: priority queues need the x-max-priority argument.
         conf["task_queue_max_priority"] = 10
         conf["task_default_priority"] = 0

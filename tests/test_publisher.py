@@ -84,3 +84,26 @@ def test_many_threads_publish_at_once(settings):
     held = [pool.get_connection() for _ in range(32)]
     for connection in held:
         pool.release(connection)
+
+
+def test_broker_channels_reuse_one_command_client(settings):
+    """kombu builds a redis client per command; Hark's transport keeps one per channel,
+    and messages still travel (published and read back through the same transport)."""
+    from core.broker_transport import Channel
+
+    app = make_celery(settings)
+    queue = f"transport-test-{uuid.uuid4().hex[:6]}"
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        assert isinstance(channel, Channel)
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+        with conn.SimpleQueue(queue) as simple:
+            simple.put({"n": 1})
+            simple.put({"n": 2})
+            got = [simple.get(timeout=5) for _ in range(2)]
+            for message in got:
+                message.ack()
+        assert [m.payload for m in got] == [{"n": 1}, {"n": 2}]
+        with channel.conn_or_acquire() as third:
+            assert third is first
