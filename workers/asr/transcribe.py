@@ -1,10 +1,12 @@
-"""Batched Whisper transcription on top of openai-whisper (no Flask / Celery here).
+"""Batched Whisper transcription on either engine (no Flask / Celery here).
 
 Audio is cut into windows of at most 30 s (each cut placed in the quietest ~0.3 s of
 the last 5 s of a window, so words are rarely split), windows are decoded in batches
-with ``whisper.decode`` and the timestamp tokens of each window become segments
-offset by the window start. Windows are decoded independently (no previous-text
-prompt), which is what makes batching, and pooling several audios, possible.
+(``whisper.decode``, or CTranslate2 for the ``ct2`` engine: ``workers.asr.ct2_engine``)
+and the timestamp tokens of each window become segments offset by the window start.
+Windows are decoded independently (no previous-text prompt), which is what makes
+batching, and pooling several audios, possible; a window whose decode stopped short
+(:func:`~workers.asr.segments.tail_start`) has its rest decoded in a second round.
 """
 
 from __future__ import annotations
