@@ -21,7 +21,7 @@ RUN pip install "$TORCH" && pip install openai-whisper==20250625 \
 COPY pyproject.toml README.md ./
 COPY client ./client
 RUN mkdir -p core app workers \
-    && pip install ".[models]" ./client \
+    && pip install ".[models,ct2]" ./client \
     && pip uninstall -y hark
 
 COPY alembic.ini gunicorn.conf.py Procfile ./

@@ -21,7 +21,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml
 	# Only the weights of Resemblyzer's voice encoder are used (its librosa/webrtcvad front
 	# end is not); pyannote.audio only for the two-speaker test recording it ships.
 	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 pyannote.audio==4.0.7
-	$(BIN)/pip install -q -e ".[models,test,embedded]" -e ./client
+	$(BIN)/pip install -q -e ".[models,ct2,test,embedded]" -e ./client
 	touch $@
 
 run: $(VENV)/.installed

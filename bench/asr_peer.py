@@ -19,6 +19,9 @@ VAD: ``--vad off`` (default): Hark ``vad=false``, peer ``vad_filter=False`` deco
 Hark's own windows, so both see identical windows. ``--vad on``: Hark's default Silero VAD
 against the peer's (its own VAD and merging; pooling is then not available).
 
+Engine: ``--engine ct2`` runs Hark's worker on its CTranslate2 engine (``WHISPER_ENGINE``,
+int8 on CPU like the peer) instead of openai-whisper; one engine a run.
+
 Run: ``python -m bench.asr_peer [--models tiny.en base] [--runs 3] [--vad off|on]``;
 ``--quick``: one run, tiny.en only (a smoke test). Needs ``pip install -e ".[bench]"``.
 """
@@ -140,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(no cross-task batching)")
     parser.add_argument("--worker-threads", type=int, default=None,
                         help="Hark's WORKER_THREADS (default: cores / processes)")
+    parser.add_argument("--engine", choices=("whisper", "ct2"), default=None,
+                        help="Hark's engine (WHISPER_ENGINE; default: the registry's, whisper)")
     parser.add_argument("--quick", action="store_true", help="one run, tiny.en only")
     args = parser.parse_args(argv)
     if args.quick:
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {"PRELOAD_MODELS": ",".join(args.models)}
     if args.hark_quantize:
         env["WHISPER_QUANTIZE"] = args.hark_quantize
+    if args.engine:
+        env["WHISPER_ENGINE"] = args.engine
     if args.worker_threads:
         env["WORKER_THREADS"] = str(args.worker_threads)
     if args.concurrency:
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = f"one process batching {args.batch_tasks or 'the default'} tasks"
     print(f"models {', '.join(args.models)}; {args.runs} run(s), medians; {threads} cores; "
           f"peer {threads} threads; Hark {shape}, "
-          f"{args.worker_threads or 'cores / processes'} torch threads; VAD {args.vad} both "
+          f"{args.worker_threads or 'cores / processes'} torch threads; engine "
+          f"{args.engine or 'registry default'}; VAD {args.vad} both "
           f"sides (Hark vad={str(vad).lower()}, peer vad_filter={vad}); Hark weights "
           f"{args.hark_quantize or 'registry default'}, peer int8 batch 8; greedy, "
           "language en, segment timestamps on both sides")
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(ratios(rows), ["model", "workload", "peer", "Hark s", "peer s",
                                "Hark / peer", "Hark WER %", "peer WER %"]))
     path = write_results("asr_peer", {"runs": args.runs, "vad": args.vad, "threads": threads,
+                                      "engine": args.engine,
                                       "hark_quantize": args.hark_quantize,
                                       "concurrency": args.concurrency,
                                       "batch_tasks": args.batch_tasks,

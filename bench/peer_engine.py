@@ -1,7 +1,8 @@
 """faster-whisper's batched int8 pipeline on Hark's own weights, for ``bench.asr_peer``.
 
-The peer loads the CTranslate2 files the model packages ship (the registry knows where;
-``base``'s split ``model.bin`` is joined once into ``$MODELS_DIR/ct2/base``) and decodes
+The peer loads the CTranslate2 files the model packages ship
+(``workers.asr.registry.ensure_ct2_dir``: ``base``'s split ``model.bin`` is joined once
+into ``$MODELS_DIR/ct2/base``, as Hark's ``ct2`` engine loads it) and decodes
 with its options pinned to Hark's: greedy (beam 1, one sample per fallback temperature),
 English, segment timestamps on, the same temperature fallback and thresholds, windows
 decoded independently, and VAD the same as Hark's side. With VAD off it decodes Hark's
@@ -12,40 +13,13 @@ both sides see the very same windows.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 
-from workers.asr.registry import resolve_models_dir, resolve_source
+from workers.asr.registry import ensure_ct2_dir
 
 SAMPLE_RATE = 16000
 BATCH_SIZE = 8
-
-
-def model_dir(name: str) -> Path:
-    """A CTranslate2 model directory for ``name`` with one ``model.bin``."""
-    source = resolve_source(name)
-    if not source.ct2_files or source.config_json is None:
-        raise RuntimeError(f"model {name!r} has no CTranslate2 files for the peer")
-    home = source.config_json.parent
-    if len(source.ct2_files) == 1 and source.ct2_files[0].parent == home:
-        return home
-    out = resolve_models_dir() / "ct2" / name
-    size = sum(p.stat().st_size for p in source.ct2_files)
-    if not (out / "model.bin").is_file() or (out / "model.bin").stat().st_size != size:
-        out.mkdir(parents=True, exist_ok=True)
-        partial = out / "model.bin.partial"
-        with open(partial, "wb") as dst:
-            for part in source.ct2_files:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(partial, out / "model.bin")
-    for extra in home.iterdir():  # config.json, tokenizer.json, vocabulary.*
-        if not extra.name.startswith("model.bin") and not (out / extra.name).exists():
-            shutil.copyfile(extra, out / extra.name)
-    return out
 
 
 class Peer:
@@ -56,7 +30,7 @@ class Peer:
 
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per call
         self.name, self.vad = name, vad
-        self.model = WhisperModel(str(model_dir(name)), device="cpu", compute_type="int8",
+        self.model = WhisperModel(str(ensure_ct2_dir(name)), device="cpu", compute_type="int8",
                                   cpu_threads=threads, num_workers=1)
         self.pipeline = BatchedInferencePipeline(self.model)
 

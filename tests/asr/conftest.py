@@ -89,18 +89,36 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(params=("whisper", "ct2"))  # workers.asr.registry.ENGINES
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, models_dir: Path):
+    """Each Whisper engine in turn; also its ``WHISPER_ENGINE`` (for ``run_transcription``)."""
+    if request.param == "ct2":
+        pytest.importorskip("ctranslate2", reason="the ct2 extra is not installed")
+    monkeypatch.setenv("WHISPER_ENGINE", request.param)
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def tiny(models_dir: Path):
+def tiny_torch(models_dir: Path):
+    """tiny.en on openai-whisper (torch-only tests: hooks on its modules, its weights)."""
     from workers.asr.transcribe import get_model
 
-    return get_model("tiny.en", "cpu")
+    return get_model("tiny.en", "cpu", engine="whisper")
 
 
-@pytest.fixture(scope="session")
-def base(models_dir: Path):
+@pytest.fixture
+def tiny(engine: str):
+    """tiny.en on each engine (models are cached per process: loaded once each)."""
     from workers.asr.transcribe import get_model
 
-    return get_model("base", "cpu")
+    return get_model("tiny.en", "cpu", engine=engine)
+
+
+@pytest.fixture
+def base(engine: str):
+    from workers.asr.transcribe import get_model
+
+    return get_model("base", "cpu", engine=engine)
 
 
 _DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}

@@ -92,11 +92,11 @@ def test_int8_quantized_source_is_dequantized(random_ct2, tmp_path, write_ct2):
         torch.testing.assert_close(state[name].float(), ref, rtol=0, atol=tol, msg=name)
 
 
-def test_alignment_heads_match_openai(tiny):
+def test_alignment_heads_match_openai(tiny_torch):
     """Heads from config.json are installed and equal openai-whisper's own for tiny.en."""
     import base64
     import gzip
 
     dump = gzip.decompress(base64.b85decode(whisper._ALIGNMENT_HEADS["tiny.en"]))
     official = np.frombuffer(dump, dtype=bool).reshape(4, 6)
-    np.testing.assert_array_equal(tiny.alignment_heads.to_dense().numpy(), official)
+    np.testing.assert_array_equal(tiny_torch.alignment_heads.to_dense().numpy(), official)

@@ -22,6 +22,7 @@ from workers.asr import diarize as diarize_module
 from workers.asr import vad as vad_module
 from workers.asr.audio import decode_audio
 from workers.asr.diarize import SpeakerCount, _split, diarize
+from workers.asr.registry import ENGINES
 from workers.asr.transcribe import run_transcription, transcribe, transcribe_many
 from workers.asr.vad import SpeechMap, VadOptions, speech_spans
 
@@ -53,14 +54,19 @@ def conversation():
     return folder / "sample.wav", reference_turns(folder / "sample.rttm")
 
 
-@pytest.fixture(scope="module")
-def diarized(models_dir, conversation):
+@pytest.fixture(scope="module", params=ENGINES)
+def diarized(request, models_dir, conversation):
+    """The conversation transcribed and diarized on each engine (words drive the turns)."""
+    if request.param == "ct2":
+        pytest.importorskip("ctranslate2", reason="the ct2 extra is not installed")
     wav, _ = conversation
-    return run_transcription(str(wav), {"model": "tiny.en", "diarize": True,
-                                        "word_timestamps": True}, "cpu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WHISPER_ENGINE", request.param)
+        return run_transcription(str(wav), {"model": "tiny.en", "diarize": True,
+                                            "word_timestamps": True}, "cpu")
 
 
-def test_vad_skips_noise_and_keeps_the_timeline(models_dir, noisy_speech):
+def test_vad_skips_noise_and_keeps_the_timeline(engine, noisy_speech):
     spans = speech_spans(decode_audio(
         str(noisy_speech["speech"])), VadOptions())
     assert spans and NOISE_S - 0.6 < spans[0][0] / 16000 < NOISE_S + 0.3, spans
@@ -90,7 +96,7 @@ def test_hotwords_fix_misheard_names_and_batches_keep_prompts_apart(tiny):
     assert transcribe_many(tiny, [audio, audio], prompts=[prompt, None]) == [hot, plain]
 
 
-def test_prompt_option_reaches_the_decoder(models_dir, noisy_speech):
+def test_prompt_option_reaches_the_decoder(engine, noisy_speech):
     city = run_transcription(str(noisy_speech["city"]), {
         "model": "tiny.en", "prompt": "Ticket notes: Kubernetes support, Reykjavik."}, "cpu")
     assert {"kubernetes", "reykjavik"} <= words_of(city["text"]), city["text"]
@@ -133,7 +139,7 @@ def test_speaker_count_options(diarized, conversation):
     assert len(three["speakers"]) == 3
 
 
-def test_one_speaker_gives_one_speaker_and_labelled_cues(models_dir, clips):
+def test_one_speaker_gives_one_speaker_and_labelled_cues(engine, clips):
     result = run_transcription(str(clips["weather"]), {"model": "tiny.en", "diarize": True},
                                "cpu")
     assert [s["speaker"] for s in result["speakers"]] == ["SPEAKER_00"]

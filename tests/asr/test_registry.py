@@ -78,3 +78,48 @@ def test_concurrent_processes_convert_once(tmp_path, random_ct2):
     assert len(set(outs)) == 1 and Path(outs[0]).is_file()
     assert len(log.read_text().split()) == 1
     assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_engine_and_ct2_weights_per_model(tmp_path, monkeypatch, random_ct2):
+    ct2_dir, _, _ = random_ct2
+    pt = tmp_path / "mine.pt"
+    pt.write_bytes(b"x")
+    reg = tmp_path / "registry.json"
+    reg.write_text(json.dumps({
+        "fast": {"ct2_dir": str(ct2_dir), "engine": "ct2", "compute_type": "float32"},
+        "plain": {"ct2_dir": str(ct2_dir)}, "pt-only": {"checkpoint": "mine.pt"},
+        "odd": {"ct2_dir": str(ct2_dir), "engine": "onnx"}}))
+    monkeypatch.setenv("MODELS_REGISTRY", str(reg))
+    monkeypatch.delenv("WHISPER_ENGINE", raising=False)
+    monkeypatch.delenv("WHISPER_CT2_COMPUTE_TYPE", raising=False)
+    assert registry.engine_for("fast") == "ct2" and registry.engine_for("plain") == "whisper"
+    assert registry.engine_for("tiny.en") == "whisper"  # built-ins: openai-whisper by default
+    assert registry.engine_for("plain", "ct2") == "ct2"  # an explicit choice wins
+    monkeypatch.setenv("WHISPER_ENGINE", "ct2")
+    assert registry.engine_for("tiny.en") == "ct2"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        registry.engine_for("odd")
+    assert registry.ct2_compute_type("fast", "cpu") == "float32"
+    assert registry.ct2_compute_type("plain", "cpu") == "int8"
+    assert registry.ct2_compute_type("plain", "cuda") == "float16"
+    monkeypatch.setenv("WHISPER_CT2_COMPUTE_TYPE", "int16")
+    assert registry.ct2_compute_type("plain", "cpu") == "int16"
+    assert registry.ensure_ct2_dir("fast") == ct2_dir  # one model.bin: used in place
+    with pytest.raises(RuntimeError, match="no CTranslate2 files"):
+        registry.ensure_ct2_dir("pt-only")
+
+
+def test_split_ct2_model_is_joined_once(tmp_path):
+    parts = registry.resolve_source("base").ct2_files
+    out = registry.ensure_ct2_dir("base", tmp_path)
+    assert out == tmp_path / "ct2" / "base"
+    joined = out / "model.bin"
+    assert joined.stat().st_size == sum(p.stat().st_size for p in parts)
+    with open(parts[-1], "rb") as part, open(joined, "rb") as whole:
+        whole.seek(-4096, os.SEEK_END)
+        part.seek(-4096, os.SEEK_END)
+        assert whole.read() == part.read()
+    assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+    mtime = joined.stat().st_mtime_ns
+    assert registry.ensure_ct2_dir("base", tmp_path) == out
+    assert joined.stat().st_mtime_ns == mtime  # reused, not rewritten

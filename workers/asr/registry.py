@@ -16,6 +16,11 @@ Weights on CPU: float32 unless the entry's ``quantize`` or ``$WHISPER_QUANTIZE``
 3x faster on tiny.en, but it dropped a phrase of the real-speech corpus, see the README).
 GPUs always run the checkpoint's own weights in fp16.
 
+Engine: ``whisper`` (openai-whisper on torch, the default) or ``ct2`` (CTranslate2 on the
+model's own CT2 files, ``workers.asr.ct2_engine``), from the entry's ``engine``, else
+``$WHISPER_ENGINE``. ``ct2`` needs a ``ct2_dir`` (or a built-in). Its weights: the entry's
+``compute_type``, else ``$WHISPER_CT2_COMPUTE_TYPE``, else int8 on CPU and float16 on CUDA.
+
 ``checkpoint`` is an openai-whisper ``.pt`` used as is; ``ct2_dir`` is a CTranslate2
 directory (``model.bin`` or ``model.bin.part*``, plus ``config.json``) converted on
 first use. Relative paths are relative to the JSON file. Registry entries override
@@ -31,11 +36,13 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL: str = os.environ.get("WHISPER_MODEL", "tiny.en")
 QUANTIZE_MODES = ("int8", "off")
+ENGINES = ("whisper", "ct2")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -144,6 +151,26 @@ def quantize_mode(name: str, device: str, requested: str | None = None) -> str:
     return mode if device == "cpu" else "off"
 
 
+def engine_for(name: str, requested: str | None = None) -> str:
+    """``"whisper"`` or ``"ct2"`` for ``name``: ``requested``, else the registry entry's
+    ``engine``, else ``$WHISPER_ENGINE``, else ``whisper``."""
+    entry = _operator_entries().get(name)
+    engine = requested or (entry.get("engine") if isinstance(entry, dict) else None)
+    engine = engine or os.environ.get("WHISPER_ENGINE") or "whisper"
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return engine
+
+
+def ct2_compute_type(name: str, device: str) -> str:
+    """CTranslate2 compute type of ``name`` on ``device`` (``cpu`` / ``cuda``): the entry's
+    ``compute_type``, else ``$WHISPER_CT2_COMPUTE_TYPE``, else int8 on CPU, float16 on CUDA."""
+    entry = _operator_entries().get(name)
+    chosen = entry.get("compute_type") if isinstance(entry, dict) else None
+    chosen = chosen or os.environ.get("WHISPER_CT2_COMPUTE_TYPE")
+    return chosen or ("int8" if device == "cpu" else "float16")
+
+
 def resolve_models_dir(models_dir: Path | None = None) -> Path:
     """``models_dir`` argument, else ``$MODELS_DIR``, else ``./var/models``."""
     return Path(models_dir or os.environ.get("MODELS_DIR") or "var/models")
@@ -172,6 +199,38 @@ def ensure_checkpoint(name: str, models_dir: Path | None = None) -> Path:
                 from workers.asr.convert import convert_ct2_to_whisper
 
                 convert_ct2_to_whisper(list(source.ct2_files), source.config_json, out)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
+
+
+def ensure_ct2_dir(name: str, models_dir: Path | None = None) -> Path:
+    """A CTranslate2 directory for ``name`` with one ``model.bin``: the source directory
+    itself, or (for a split ``model.bin``) ``<models_dir>/ct2/<name>``, joined once under an
+    exclusive lock like :func:`ensure_checkpoint`."""
+    source = resolve_source(name)
+    if not source.ct2_files or source.config_json is None:
+        raise RuntimeError(f"model {name!r} has no CTranslate2 files (engine ct2 needs ct2_dir)")
+    home = source.config_json.parent
+    if len(source.ct2_files) == 1 and source.ct2_files[0].parent == home:
+        return home
+    out = resolve_models_dir(models_dir) / "ct2" / name
+    size = sum(p.stat().st_size for p in source.ct2_files)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "model.bin.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            joined = out / "model.bin"
+            if not joined.is_file() or joined.stat().st_size != size:
+                partial = out / "model.bin.partial"
+                with open(partial, "wb") as dst:
+                    for part in source.ct2_files:
+                        with open(part, "rb") as src:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(partial, joined)
+            for extra in home.iterdir():  # config.json, tokenizer.json, vocabulary.*
+                if not extra.name.startswith("model.bin") and not (out / extra.name).exists():
+                    shutil.copyfile(extra, out / extra.name)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return out

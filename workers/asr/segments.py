@@ -15,6 +15,7 @@ SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # whisper.audio.N_SAMPLES
 MIN_CUT_S = 25.0
 TIME_PRECISION = 0.02  # seconds per timestamp token
+TAIL_MIN_S = 1.0  # a window's decode that stops this much before its end is resumed
 # Per-window decoding scores each segment keeps (OpenAI's verbose_json reports them).
 SCORES = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
 
@@ -55,6 +56,23 @@ def parse_segments(tokens: Sequence[int], tok: Any, length_s: float) -> list[dic
     if text:
         out.append({"start": start if start is not None else last, "end": length_s, "tokens": text})
     return out
+
+
+def tail_start(tokens: Sequence[int], tok: Any, length_s: float) -> float | None:
+    """Where a window's decode stopped short, in seconds into the window, or None.
+
+    A decode that ends on a timestamp pair closed its last segment and began another
+    that it did not write: openai-whisper's own ``transcribe`` seeks there and decodes the
+    rest of the window (one ending on a single timestamp means no more speech). Windows
+    here are decoded independently, so the rest (at least ``TAIL_MIN_S``) is decoded as a
+    window of its own; otherwise it would be lost (int8 tiny.en did this on real speech).
+    """
+    if len(tokens) < 3 or tokens[-1] < tok.timestamp_begin or tokens[-2] < tok.timestamp_begin:
+        return None
+    if not any(t < tok.eot for t in tokens):
+        return None
+    end = (tokens[-1] - tok.timestamp_begin) * TIME_PRECISION
+    return end if 0 < end <= length_s - TAIL_MIN_S else None
 
 
 def _words(segment: dict, offset: float, duration: float) -> list[dict]:

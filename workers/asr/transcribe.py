@@ -1,17 +1,17 @@
-"""Batched Whisper transcription on top of openai-whisper (no Flask / Celery here).
+"""Batched Whisper transcription on either engine (no Flask / Celery here).
 
 Audio is cut into windows of at most 30 s (each cut placed in the quietest ~0.3 s of
 the last 5 s of a window, so words are rarely split), windows are decoded in batches
-with ``whisper.decode`` and the timestamp tokens of each window become segments
-offset by the window start. Windows are decoded independently (no previous-text
-prompt), which is what makes batching, and pooling several audios, possible.
+(``whisper.decode``, or CTranslate2 for the ``ct2`` engine: ``workers.asr.ct2_engine``)
+and the timestamp tokens of each window become segments offset by the window start.
+Windows are decoded independently (no previous-text prompt), which is what makes
+batching, and pooling several audios, possible; a window whose decode stopped short
+(:func:`~workers.asr.segments.tail_start`) has its rest decoded in a second round.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 
@@ -23,78 +23,25 @@ from whisper.timing import add_word_timestamps
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
 
 from workers.asr.audio import decode_audio
-from workers.asr.convert import apply_alignment_heads, read_alignment_heads
 from workers.asr.decoding import EncodedAudio, decode_batch, is_silence, window_scores
 from workers.asr.features import SpeechFeatures
+from workers.asr.loading import (  # noqa: F401  (re-exported: callers import them here)
+    Model,
+    get_model,
+    is_ct2,
+    load_model,
+    model_load_times,
+    resolve_device,
+)
 from workers.asr.median import install as install_median_filter
-from workers.asr.registry import DEFAULT_MODEL, ensure_checkpoint, quantize_mode
-from workers.asr.segments import assemble_result, parse_segments, window_bounds
+from workers.asr.registry import DEFAULT_MODEL
+from workers.asr.segments import assemble_result, parse_segments, tail_start, window_bounds
 from workers.asr.window_pool import WindowPool, pool_for
 
 TASKS = ("transcribe", "translate")
 SILENCE_PEAK = 1e-3  # about -60 dBFS
 
 install_median_filter()  # word alignment's median filter, 4-5x faster on CPU
-
-_MODELS: dict[tuple[str, str, str], whisper.Whisper] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def resolve_device(device: str | None) -> str:
-    """``"auto"``/None -> ``"cuda"`` when available, else ``"cpu"``."""
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-def load_model(name: str, device: str, quantize: str | None = None) -> whisper.Whisper:
-    """Load (converting on first use) a registry model. Sets ``hark_name`` and
-    ``hark_load_seconds`` (conversion + load wall time) on the returned model.
-
-    ``quantize``: ``"int8"`` (CPU only) or ``"off"``; None = the registry's choice
-    (:func:`~workers.asr.registry.quantize_mode`)."""
-    t0 = time.perf_counter()
-    device = resolve_device(device)
-    mode = quantize_mode(name, device, quantize)
-    path = ensure_checkpoint(name)
-    model = whisper.load_model(str(path), device=device)
-    heads = read_alignment_heads(path)
-    if heads:
-        apply_alignment_heads(model, heads)
-    elif name in whisper._ALIGNMENT_HEADS:  # an official checkpoint brought by the operator
-        try:
-            model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
-        except (ValueError, RuntimeError):  # dims differ: not really that model; keep default
-            pass
-    model.eval()
-    if mode == "int8":
-        from workers.asr.quantize import quantize_int8
-
-        quantize_int8(model)
-    model.hark_name = name
-    model.hark_load_seconds = time.perf_counter() - t0
-    return model
-
-
-def get_model(
-    name: str | None = None, device: str = "cpu", quantize: str | None = None
-) -> whisper.Whisper:
-    """Process-wide cached :func:`load_model` keyed by (name, device, weights)."""
-    name = name or DEFAULT_MODEL
-    device = resolve_device(device)
-    key = (name, device, quantize_mode(name, device, quantize))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = load_model(*key)
-        return _MODELS[key]
-
-
-def model_load_times() -> dict[tuple[str, str], float]:
-    """Seconds each cached (name, device) model took to load, for metrics."""
-    with _MODELS_LOCK:
-        return {(n, d): m.hark_load_seconds for (n, d, _), m in _MODELS.items()}
 
 
 def _decode_windows(model: whisper.Whisper, mels: torch.Tensor,
@@ -107,11 +54,12 @@ def _decode_windows(model: whisper.Whisper, mels: torch.Tensor,
         return list(zip(decode_batch(model, encoded, options), encoded, strict=True))
 
 
-def window_pool(model: whisper.Whisper) -> WindowPool:
+def window_pool(model: Model) -> WindowPool:
     """The model's :class:`~workers.asr.window_pool.WindowPool`: every thread of the
     process decodes through it, so concurrent tasks share batches (whisper installs hooks
     on the shared modules while decoding: a model never runs in two threads at once)."""
-    return pool_for(model, partial(_decode_windows, model))
+    decode = model.decode_windows if is_ct2(model) else partial(_decode_windows, model)
+    return pool_for(model, decode)
 
 
 @lru_cache(maxsize=64)
@@ -119,12 +67,12 @@ def _tokenizer(multilingual: bool, num_languages: int, language: str, task: str)
     return get_tokenizer(multilingual, num_languages=num_languages, language=language, task=task)
 
 
-def _mel(model: whisper.Whisper, chunk: np.ndarray) -> torch.Tensor:
+def _mel(model: Model, chunk: np.ndarray) -> torch.Tensor:
     padded = torch.from_numpy(whisper.pad_or_trim(np.ascontiguousarray(chunk, np.float32)))
     return whisper.log_mel_spectrogram(padded, model.dims.n_mels, device=model.device)
 
 
-def check_compatible(model: whisper.Whisper, language: str | None, task: str) -> None:
+def check_compatible(model: Model, language: str | None, task: str) -> None:
     """Raise ValueError if ``task``/``language`` cannot be served by ``model``."""
     name = getattr(model, "hark_name", None) or "this model"
     if task not in TASKS:
@@ -142,8 +90,23 @@ def check_compatible(model: whisper.Whisper, language: str | None, task: str) ->
             raise ValueError(f"language {language!r} is not supported by {name}")
 
 
+def _add_words(model: Model, pool: WindowPool, segs: list[dict], tok: Tokenizer,
+               features, num_frames: int, last_speech: float) -> None:
+    """Word timestamps of one window's segments, with the engine's aligner."""
+    if is_ct2(model):
+        from workers.asr.ct2_words import add_word_timestamps as ct2_words
+
+        ct2_words(segments=segs, model=model, tokenizer=tok, encoded=features,
+                  num_frames=num_frames, last_speech_timestamp=last_speech)
+        return
+    with pool.exclusive():  # whisper installs hooks on the shared model
+        add_word_timestamps(segments=segs, model=EncodedAudio(model), tokenizer=tok,
+                            mel=features, num_frames=num_frames,
+                            last_speech_timestamp=last_speech)
+
+
 def transcribe_many(
-    model: whisper.Whisper,
+    model: Model,
     audios: Sequence[np.ndarray],
     *,
     language: str | None = None,
@@ -183,53 +146,59 @@ def transcribe_many(
             langs.append(lang)
             windows.extend((lang, i, s, e) for s, e in bounds)
 
-        def decoding(w: tuple[str, int, int, int]) -> tuple[str, str]:
+        def decoding(w: tuple) -> tuple[str, str]:
             return w[0], prompts[w[1]] or ""
 
         windows.sort(key=decoding)  # stable: audio order kept; one language and prompt a batch
-        batches = []
-        for _, group in itertools.groupby(windows, key=decoding):
-            group = list(group)
-            batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
         raw: list[list[dict]] = [[] for _ in audios]
         last_speech = [0.0] * len(audios)
-        done = 0
-        for batch in batches:
-            lang = batch[0][0]
-            tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
-            mels = [_mel(model, audios[i][s:e]) for _, i, s, e in batch]
-            options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
-                                              prompt=prompts[batch[0][1]])
-            # shared with other threads' windows of the same options (cross-task batching)
-            decoded = pool.decode(mels, options, batch_size)
-            for (_, i, s, e), (res, features) in zip(batch, decoded, strict=True):
-                if is_silence(res):
-                    continue
-                segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
-                for seg in segs:
-                    seg.update(seek=s // HOP_LENGTH, **window_scores(res))
-                    seg["start"] += s / SAMPLE_RATE
-                    seg["end"] += s / SAMPLE_RATE
-                if word_timestamps and segs:
-                    with pool.exclusive():
-                        add_word_timestamps(
-                            segments=segs,
-                            model=EncodedAudio(model),
-                            tokenizer=tok,
-                            mel=features,
-                            num_frames=(e - s) // HOP_LENGTH,
-                            last_speech_timestamp=last_speech[i],
-                        )
-                    last_speech[i] = segs[-1]["end"]
-                for seg in segs:
-                    seg["text"] = tok.decode(seg["tokens"])
-                raw[i].extend(segs)
-            if window_done is not None:
-                for _, i, _, _ in batch:
-                    window_done(i)
-            done += len(batch)
-            if progress is not None:
-                progress(int(100 * done / len(windows)))
+        done, total, shown = 0, len(windows), -1
+        tails: list[tuple[str, int, int, int, float]] = []
+        for round_windows in (windows, tails):  # tails: windows whose decode stopped short
+            batches = []
+            for _, group in itertools.groupby(round_windows, key=decoding):
+                group = list(group)
+                batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
+            for batch in batches:
+                lang = batch[0][0]
+                tok = _tokenizer(model.is_multilingual, n_lang, lang, task)
+                mels = [_mel(model, audios[w[1]][w[2] : w[3]]) for w in batch]
+                options = whisper.DecodingOptions(task=task, language=lang, fp16=fp16,
+                                                  prompt=prompts[batch[0][1]])
+                # shared with other threads' windows of the same options (cross-task batching)
+                decoded = pool.decode(mels, options, batch_size)
+                for w, (res, features) in zip(batch, decoded, strict=True):
+                    _, i, s, e = w[:4]
+                    if is_silence(res):
+                        continue
+                    if len(w) == 5:
+                        last_speech[i] = w[4]
+                    segs = parse_segments(res.tokens, tok, (e - s) / SAMPLE_RATE)
+                    for seg in segs:
+                        seg.update(seek=s // HOP_LENGTH, **window_scores(res))
+                        seg["start"] += s / SAMPLE_RATE
+                        seg["end"] += s / SAMPLE_RATE
+                    if word_timestamps and segs:
+                        _add_words(model, pool, segs, tok, features, (e - s) // HOP_LENGTH,
+                                   last_speech[i])
+                    for seg in segs:
+                        seg["text"] = tok.decode(seg["tokens"])
+                    raw[i].extend(segs)
+                    tail = tail_start(res.tokens, tok, (e - s) / SAMPLE_RATE)
+                    if round_windows is windows and tail is not None:
+                        cut = s + int(round(tail * SAMPLE_RATE))
+                        tails.append((w[0], i, cut, e, segs[-1]["end"] if segs else 0.0))
+                        total += 1
+                    if segs:
+                        last_speech[i] = segs[-1]["end"]
+                if window_done is not None:
+                    for w in batch:
+                        window_done(w[1])
+                done += len(batch)
+                percent = int(100 * done / total)
+                if progress is not None and percent > shown:
+                    progress(percent)
+                    shown = percent
     if progress is not None and not windows:
         progress(100)
     return [
@@ -239,7 +208,7 @@ def transcribe_many(
 
 
 def transcribe(
-    model: whisper.Whisper,
+    model: Model,
     audio: np.ndarray,
     *,
     language: str | None = None,
