@@ -22,7 +22,7 @@ import whisper
 from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import compression_ratio
 
-from workers.asr.decoding import FALLBACK_TEMPERATURES, needs_fallback
+from workers.asr.decoding import with_fallbacks
 from workers.asr.registry import ct2_compute_type, ensure_ct2_dir
 
 # CTranslate2's max_length, as faster-whisper passes it: a window then decodes at most 224
@@ -120,19 +120,13 @@ class Ct2Whisper:
         encoded = self.encode(mels)
         results = [self._result(out, tok, language, 0.0)
                    for out in self._generate(encoded, prompt, 0.0)]
-        for i, res in enumerate(results):
-            if not needs_fallback(res):
-                continue
-            attempts = [res]
-            for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
-                ctranslate2.set_random_seed(SEED)
-                out = self._generate(encoded[i : i + 1], prompt, temperature)[0]
-                attempts.append(self._result(out, tok, language, temperature))
-                if not needs_fallback(attempts[-1]):
-                    break
-            if needs_fallback(attempts[-1]):  # nothing passed: keep the most confident
-                attempts.sort(key=lambda r: r.avg_logprob)
-            results[i] = attempts[-1]
+
+        def retry(i: int, temperature: float) -> whisper.DecodingResult:
+            ctranslate2.set_random_seed(SEED)  # seeded: same output batched or not
+            out = self._generate(encoded[i : i + 1], prompt, temperature)[0]
+            return self._result(out, tok, language, temperature)
+
+        results = with_fallbacks(results, retry)
         return list(zip(results, encoded, strict=True))
 
     def align(self, encoded: np.ndarray, tok: Tokenizer, text_tokens: list[int],

@@ -46,22 +46,31 @@ class EncodedAudio:
         return self._model.decoder(tokens, audio_features)
 
 
-def decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -> list:
-    """Decode a batch (of mels, or of their encoder output), retrying each window that
-    fails the quality checks at rising temperatures."""
-    results = whisper.decode(model, mels, options)
+def with_fallbacks(results: list, retry) -> list:
+    """Replace each result that fails the quality checks by ``retry(i, temperature)`` at
+    rising temperatures: the first that passes, else the most confident attempt."""
     for i, res in enumerate(results):
         if not needs_fallback(res):
             continue
         attempts = [res]
-        for temperature in FALLBACK_TEMPERATURES:  # seeded: same output batched or not
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                opts = dataclasses.replace(options, temperature=temperature)
-                attempts.append(whisper.decode(model, mels[i], opts))
+        for temperature in FALLBACK_TEMPERATURES:
+            attempts.append(retry(i, temperature))
             if not needs_fallback(attempts[-1]):
                 break
         if needs_fallback(attempts[-1]):  # nothing passed: keep the most confident
             attempts.sort(key=lambda r: r.avg_logprob)
         results[i] = attempts[-1]
     return results
+
+
+def decode_batch(model, mels: torch.Tensor, options: whisper.DecodingOptions) -> list:
+    """Decode a batch (of mels, or of their encoder output), retrying each window that
+    fails the quality checks at rising temperatures."""
+
+    def retry(i: int, temperature: float) -> whisper.DecodingResult:
+        with torch.random.fork_rng(devices=[]):  # seeded: same output batched or not
+            torch.manual_seed(0)
+            return whisper.decode(model, mels[i], dataclasses.replace(options,
+                                                                      temperature=temperature))
+
+    return with_fallbacks(whisper.decode(model, mels, options), retry)
