@@ -92,8 +92,7 @@ def test_delete_queued_task_never_runs(client, auth, worker):
     assert client.delete(f"/tasks/{queued}", headers=auth).status_code == 200
     time.sleep(3)
     assert client.get(f"/tasks/{queued}", headers=auth).status_code == 404
-    assert f"Task hark.execute[{queued}] succeeded" not in worker.output() or \
-        f"task {queued} not claimable" in worker.output() or "revoked" in worker.output()
+    assert f"task {queued} started" not in worker.output()
 
 
 def test_priority_orders_queued_work(client, auth, worker, db):

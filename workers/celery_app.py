@@ -23,8 +23,11 @@ TASK_MODULES = ("workers.tasks", "workers.webhook_tasks", "workers.embed_tasks")
 
 
 def make_worker_celery(settings: Settings | None = None) -> Celery:
-    """The Celery app with the worker's task modules."""
-    return make_celery(settings, include=TASK_MODULES)
+    """The Celery app with the worker's task modules; its task events (for Flower) are
+    published in batches (:mod:`workers.celery_events`)."""
+    app = make_celery(settings, include=TASK_MODULES)
+    app.events_cls = "workers.celery_events:WorkerEvents"
+    return app
 
 
 @setup_logging.connect

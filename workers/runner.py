@@ -110,8 +110,11 @@ def _execute_claimed(db: Database, moves: StatusMoves, task, *, worker: str, dev
         outcome = _run(db, moves, task, worker=worker, torch_device=torch_device,
                        settings=settings, notify=notify)
     finally:
+        elapsed = time.perf_counter() - started
         if presence is not None:
-            presence.task_finished(task_uuid, outcome, time.perf_counter() - started)
+            presence.task_finished(task_uuid, outcome, elapsed)
+    if outcome == "completed":
+        log.info("task %s completed in %.3fs", task_uuid, elapsed)
     return outcome
 
 
@@ -147,7 +150,6 @@ def _run(db: Database, moves: StatusMoves, task, *, worker: str, torch_device: s
         log.info("task %s finished but was deleted or taken away meanwhile; result dropped",
                  task_uuid)
         return "cancelled"
-    log.info("task %s completed", task_uuid)
     return "completed"
 
 
