@@ -39,16 +39,10 @@ class SearchSettings:
     @classmethod
     def from_env(cls) -> SearchSettings:
         env = os.environ.get
-        default = SearchTuning()
         return cls(
             embed_timeout=float(env("SEARCH_EMBED_TIMEOUT") or 5.0),
             query_cache=int(env("SEARCH_QUERY_CACHE") or 1024),
-            tuning=SearchTuning(
-                ef_search=int(env("SEARCH_EF_SEARCH") or default.ef_search),
-                exact_max=int(env("SEARCH_EXACT_MAX") or default.exact_max),
-                max_scan_tuples=int(env("SEARCH_MAX_SCAN_TUPLES") or default.max_scan_tuples),
-                candidates=int(env("SEARCH_CANDIDATES") or default.candidates),
-            ),
+            tuning=SearchTuning.from_env(),
         )
 
 
@@ -94,10 +88,10 @@ def search(database, embed_query, collection_pks: list[int], *, query: str, mode
     collections need no query vector; no database connection is held while waiting for
     one."""
     with database.session() as session:
-        total = search_sql.total_segments(session, collection_pks) if collection_pks else 0
-    if not total:
+        sizes = search_sql.collection_sizes(session, collection_pks) if collection_pks else []
+    if not any(c.segments for c in sizes):
         return []
     vector = embed_query(query) if mode != "keyword" else None
     with database.session() as session:
         return search_sql.search(session, collection_pks, query=query, vector=vector,
-                                 mode=mode, k=k, tuning=tuning, total=total)
+                                 mode=mode, k=k, tuning=tuning, sizes=sizes)

@@ -11,12 +11,16 @@ queries. Collections are of unequal sizes (Zipf-like, the largest ~23x the media
 small collections sit among large ones.
 
 Steps, for each size in ``--sizes`` (the table grows; the index is rebuilt each time):
-COPY the segments, build the HNSW index (timed, ``maintenance_work_mem`` as migration
-0011 sizes it), start an ``embed`` worker and a gunicorn API (one process), then send
+COPY the segments, build the shared HNSW index (timed, ``maintenance_work_mem`` as
+``core.vector_indexes.build_memory`` sizes it), then the own indexes of the collections
+above ``SEARCH_EXACT_MAX`` (``core.vector_indexes.maintain``, timed), start an ``embed``
+worker and a gunicorn API (one process), then send
 ``--queries`` distinct queries through HTTP to ``POST /collections/<id>/search`` (random
 collections; semantic and hybrid), and ``--rss-searches`` more before reading the API
-process's resident memory. Recall@10: the HNSW path's top 10 against exact top 10
-(numpy, same vectors) over collections above ``SEARCH_EXACT_MAX``. Indexing rate: segments
+process's resident memory. Recall@10: the search's top 10 (``core.search_sql.search``,
+the API's tuning) against the exact top 10 (numpy, same vectors), over the collections
+above ``SEARCH_EXACT_MAX`` (smaller ones are scored exactly), on their own indexes, and
+once before those are built, on the shared index alone, for comparison. Indexing rate: segments
 per second stored by ``core.collections_store.save_media`` into the indexed table, and
 sentences per second the model embeds (the /index worker does both). Usage::
 
@@ -148,15 +152,12 @@ def collection_rows(corpus: Corpus, c: dict) -> tuple[list[str], np.ndarray]:
 
 
 def build_index(url: str) -> dict:
-    from importlib.util import module_from_spec, spec_from_file_location
+    """Build the shared HNSW index (timed, sized by ``core.vector_indexes.build_memory``)."""
+    from core.vector_indexes import build_memory
 
-    root = Path(__file__).resolve().parents[1]
-    spec = spec_from_file_location("m0011", root / "migrations/versions/0011_segment_vectors.py")
-    migration = module_from_spec(spec)
-    spec.loader.exec_module(migration)
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM segments").fetchone()[0]
-        memory = migration.build_memory(rows)
+        memory = build_memory(rows)
         conn.execute("DROP INDEX IF EXISTS ix_segments_embedding_hnsw")
         conn.execute(f"SET maintenance_work_mem = '{memory}'")
         started = time.perf_counter()
@@ -169,26 +170,42 @@ def build_index(url: str) -> dict:
             "index_mb": round(size[0] / 2**20)}
 
 
+def build_own_indexes(url: str) -> dict:
+    """The collections' own indexes, as the beat task builds them (timed)."""
+    from core.search_sql import SearchTuning
+    from core.vector_indexes import maintain
+
+    started = time.perf_counter()
+    own = maintain(url, SearchTuning.from_env().exact_max)
+    seconds = time.perf_counter() - started
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE segments")
+    return {"own_indexes": len(own["built"]), "own_build_s": round(seconds, 1)}
+
+
 def recall(url: str, corpus: Corpus, layout: list[dict], queries: np.ndarray,
-           exact_max: int) -> dict:
-    """recall@10 of the HNSW path (collections above ``exact_max``) against numpy."""
+           tuning) -> dict:
+    """recall@10 of the search as the API runs it (``tuning``) over the collections above
+    ``exact_max`` (smaller ones are scored exactly), against numpy on the same vectors."""
     from sqlalchemy.orm import Session
 
     from core.db import make_engine
-    from core.search_sql import SearchTuning, search
+    from core.search_sql import search
     from core.vectors import vector_literal
 
-    big = [c for c in layout if c["n"] > exact_max] or layout
+    big = [c for c in layout if c["n"] > tuning.exact_max] or layout
     engine, found, wanted = make_engine(url), 0, 0
-    rng = random.Random(3)
+    rng, rows = random.Random(3), {}
     try:
         for q in queries:
             c = rng.choice(big)
-            texts, vectors = collection_rows(corpus, c)
+            if c["pk"] not in rows:
+                rows[c["pk"]] = collection_rows(corpus, c)
+            texts, vectors = rows[c["pk"]]
             truth = {texts[i] for i in np.argsort(-(vectors @ q))[:10]}
             with Session(engine) as session:
                 hits = search(session, [c["pk"]], query="", vector=vector_literal(q),
-                              mode="semantic", k=10, tuning=SearchTuning(exact_max=0))
+                              mode="semantic", k=10, tuning=tuning)
             found += len(truth & {h["text"] for h in hits})
             wanted += len(truth)
     finally:
@@ -283,8 +300,10 @@ def measure(url: str, env: dict, corpus: Corpus, layout: list[dict], queries: li
     finally:
         api.stop()
         embed.stop()
+    from core.search_sql import SearchTuning
+
     out["recall"] = recall(url, corpus, layout, query_vectors[:args.recall_queries],
-                           int(os.environ.get("SEARCH_EXACT_MAX") or 20_000))
+                           SearchTuning.from_env())["recall_at_10"]
     return out
 
 
@@ -300,6 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    from core.search_sql import SearchTuning
     from workers.embedding import get_embedder
 
     sentences = real_sentences(args.base + args.queries + args.index_texts)
@@ -333,6 +353,11 @@ def main(argv: list[str] | None = None) -> dict:
                                                                 args.collections), stored)
             stored = size
             entry = {"copy_s": round(copy_s, 1), "hnsw": build_index(url)}
+            # before the own indexes: the shared index alone serves every collection
+            entry["shared_index_recall"] = recall(
+                url, corpus, layout, query_vectors[:args.recall_queries],
+                SearchTuning.from_env())["recall_at_10"]
+            entry["hnsw"].update(build_own_indexes(url))
             entry.update(measure(url, env, corpus, layout, queries, query_vectors, args))
             results["sizes"][str(size)] = entry
             print(json.dumps({size: entry}), flush=True)
@@ -350,12 +375,13 @@ def print_table(results: dict) -> None:
     print(f"\nsearch bench, {results['date']}, {results['machine']}, "
           f"{results['base_sentences']} embedded sentences")
     print(f"{'segments':>9} {'sem p50':>8} {'sem p99':>8} {'hyb p50':>8} {'hyb p99':>8} "
-          f"{'recall@10':>9} {'HNSW build':>10} {'API RSS':>8}")
+          f"{'recall@10':>9} {'shared':>6} {'HNSW build':>10} {'own':>6} {'API RSS':>8}")
     for size, e in results["sizes"].items():
         print(f"{int(size):>9} {e['semantic']['p50_ms']:>6}ms {e['semantic']['p99_ms']:>6}ms "
               f"{e['hybrid']['p50_ms']:>6}ms {e['hybrid']['p99_ms']:>6}ms "
-              f"{e['recall']['recall_at_10']:>9} {e['hnsw']['build_s']:>9}s "
-              f"{e['api_rss_mb']:>6}MB")
+              f"{e['recall']:>9} "
+              f"{e['shared_index_recall']:>6} {e['hnsw']['build_s']:>9}s "
+              f"{e['hnsw']['own_build_s']:>5}s {e['api_rss_mb']:>6}MB")
     i = results.get("indexing") or {}
     if i:
         print(f"indexing: embed {i['embed_per_s']}/s, store {i['store_per_s']}/s, "

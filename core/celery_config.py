@@ -17,6 +17,7 @@ from core.dispatch import MAINTENANCE_QUEUE, SWEEP_TASK
 from core.events import RECOVER_TASK, WEBHOOKS_QUEUE
 from core.retention import RETENTION_TASK
 from core.retention import enabled as retention_enabled
+from core.vector_indexes import MAINTAIN_INTERVAL, MAINTAIN_TASK
 
 
 def celery_config(settings: Settings) -> dict:
@@ -82,6 +83,12 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": 30.0,
             "options": {"queue": WEBHOOKS_QUEUE, "expires": 30.0},
         },
+    }
+    # Gives collections above SEARCH_EXACT_MAX segments their own HNSW index.
+    schedule["vector-indexes"] = {
+        "task": MAINTAIN_TASK,
+        "schedule": MAINTAIN_INTERVAL,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": MAINTAIN_INTERVAL},
     }
     # Deletes expired results and media; only when RESULT_ or MEDIA_RETENTION is set.
     if retention_enabled(settings):

@@ -132,18 +132,62 @@ def test_0011_moves_stored_vectors_into_pgvector_and_back(pg_admin, monkeypatch)
             assert [bytes(b[0]) for b in back] == packed
 
 
-def test_0011_sizes_the_hnsw_build_memory(monkeypatch):
-    import importlib.util
+def test_hnsw_builds_are_sized_to_the_index_and_the_host(monkeypatch):
+    from core.vector_indexes import build_memory
 
-    from app.commands import ROOT
-
-    path = ROOT / "migrations" / "versions" / "0011_segment_vectors.py"
-    spec = importlib.util.spec_from_file_location("migration_0011", path)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
     monkeypatch.delenv("HNSW_BUILD_MEMORY", raising=False)
-    assert migration.build_memory(0) == "64MB"
-    assert migration.build_memory(100_000) == "195MB"  # about 2 KB a segment
-    assert migration.build_memory(10_000_000) == "1024MB"
+    gib = 1024 ** 3
+    assert build_memory(0, ram_bytes=24 * gib) == "64MB"
+    assert build_memory(100_000, ram_bytes=24 * gib) == "195MB"  # about 2 KB a segment
+    assert build_memory(1_000_000, ram_bytes=24 * gib) == "1953MB"  # in memory, not spilled
+    assert build_memory(10_000_000, ram_bytes=24 * gib) == "6144MB"  # a quarter of the host
+    assert build_memory(10_000_000, ram_bytes=2 * gib) == "1024MB"  # at least 1 GB
+    assert build_memory(10_000_000, ram_bytes=256 * gib) == "8192MB"  # at most 8 GB
     monkeypatch.setenv("HNSW_BUILD_MEMORY", "4GB")
-    assert migration.build_memory(10) == "4GB"
+    assert build_memory(10) == "4GB"
+
+
+def test_0012_stores_vectors_inline(pg_admin):
+    """After 0012 a segment's vector is in its row, not in the TOAST table, for rows
+    written before it (rewritten) and after it, with the index still walking them."""
+    import random
+
+    rng = random.Random(5)
+
+    def literal() -> str:
+        return "[" + ",".join(f"{rng.gauss(0, 1):.6f}" for _ in range(384)) + "]"
+
+    long_text = "words spoken at length " * 40  # with the vector, past the ~2 KB threshold
+    with fresh_database("hark_mig") as url:
+        _alembic(url, "upgrade", "0011")
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO collections (owner, collection_id, name, version, "
+                         "reset_version, created_at, updated_at) VALUES "
+                         "('o', 'c', 'c', 1, 0, now(), now())")
+            conn.execute("INSERT INTO collection_media (collection_pk, media_id, language, "
+                         "segment_count, created_at) VALUES (1, 'm', 'en', 60, now())")
+            insert = ('INSERT INTO segments (media_pk, collection_pk, idx, start, "end", '
+                      "text, embedding) VALUES (1, 1, %s, 0, 1, %s, %s::vector)")
+            for i in range(30):
+                conn.execute(insert, (i, long_text, literal()))
+            toasted = conn.execute("SELECT pg_relation_size(reltoastrelid) FROM pg_class "
+                                   "WHERE relname = 'segments'").fetchone()[0]
+            assert toasted > 0  # before: the vectors went to TOAST
+        _alembic(url, "upgrade", "0012")
+        with psycopg.connect(url) as conn:
+            for i in range(30, 60):
+                conn.execute(insert, (i, long_text, literal()))
+            storage = conn.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = "
+                                   "'segments'::regclass AND attname = 'embedding'").fetchone()
+            assert storage == ("p",)
+            # a vector read from its row needs no TOAST lookup: all 60 are plain datums
+            assert conn.execute("SELECT count(*) FROM segments WHERE "
+                                "pg_column_compression(embedding) IS NULL AND "
+                                "pg_column_toast_chunk_id(embedding) IS NULL").fetchone() == (60,)
+            conn.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN SELECT id FROM segments ORDER BY embedding <=> %s::vector LIMIT 3",
+                (literal(),)))
+            assert "ix_segments_embedding_hnsw" in plan
+        assert _diff(url) == []
+        _alembic(url, "downgrade", "0011")

@@ -108,9 +108,72 @@ def test_the_semantic_statement_can_walk_the_hnsw_index(client, auth, db):
         session.execute(text("SET LOCAL enable_sort = off"))
         plan = "\n".join(r[0] for r in session.execute(text(
             "EXPLAIN " + search_sql.statement("semantic", exact=False)),
-            {"pks": [_pk(db, "large")], "k": 10, "n": 10,
+            {"pks": [_pk(db, "large")], "vector_pks": [_pk(db, "large")], "k": 10, "n": 10,
              "vec": vector_literal(unit_rows(1)[0]), "q": ""}))
     assert "ix_segments_embedding_hnsw" in plan
+
+
+def _semantic(db, pks: list[int], query: np.ndarray, tuning: SearchTuning) -> list[str]:
+    with db.session() as session:
+        session.execute(text("SET LOCAL enable_sort = off"))  # as on a large table
+        return [h["text"] for h in search_sql.search(
+            session, pks, query="", vector=vector_literal(query), mode="semantic", k=10,
+            tuning=tuning)]
+
+
+def test_a_large_collection_gets_its_own_index_and_its_searches_walk_it(
+        client, auth, db, database_url):
+    """Above the threshold a collection gets a partial HNSW index of its own (a crash's
+    half-built one replaced); searches of it walk that index, alone or beside a small
+    collection scored exactly, and find the exact top 10; deleting the collection drops
+    it."""
+    from core import vector_indexes
+
+    big_rows, small_rows = clustered(400, seed=7), unit_rows(5, seed=8)
+    _collection(client, auth, db, "big", big_rows)
+    _collection(client, auth, db, "small", small_rows)
+    big, small = _pk(db, "big"), _pk(db, "small")
+    name = vector_indexes.index_name(big)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a build that failed
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON segments "
+                         f"(collection_pk) WHERE collection_pk = {big}")
+        assert vector_indexes.own_indexes(conn) == {big: False}
+    with db.session() as session:
+        assert not any(c.own_index for c in search_sql.collection_sizes(session, [big]))
+
+    report = vector_indexes.maintain(database_url, threshold=100)
+    assert (report["dropped"], report["built"]) == ([big], [big])
+    with db.session() as session:
+        sizes = {c.pk: c for c in search_sql.collection_sizes(session, [big, small])}
+    assert sizes[big].own_index and sizes[big].segments == 400
+    assert not sizes[small].own_index
+    assert vector_indexes.maintain(database_url, threshold=100)["built"] == []
+
+    with db.session() as session:
+        session.execute(text("SET LOCAL enable_sort = off"))
+        plan = "\n".join(r[0] for r in session.execute(text(
+            "EXPLAIN " + search_sql.statement("semantic", exact=True, own=[big],
+                                              shared=False)),
+            {"pks": [big], "vector_pks": [], "k": 10, "n": 10,
+             "vec": vector_literal(big_rows[0]), "q": ""}))
+    assert name in plan and "ix_segments_embedding_hnsw" not in plan
+
+    tuning, texts = SearchTuning(exact_max=100), [f"big {i}" for i in range(400)]
+    texts += [f"small {i}" for i in range(5)]
+    both = np.concatenate([big_rows, small_rows])
+    found = 0
+    for query in clustered(8, seed=9):
+        truth = [f"big {i}" for i in np.argsort(-(big_rows @ query))[:10]]
+        found += len(set(truth) & set(_semantic(db, [big], query, tuning)))
+        truth = [texts[i] for i in np.argsort(-(both @ query))[:10]]
+        found += len(set(truth) & set(_semantic(db, [big, small], query, tuning)))
+    assert found >= 0.98 * 160
+
+    assert client.delete("/collections/big", headers=auth).status_code in (200, 204)
+    assert vector_indexes.maintain(database_url, threshold=100)["dropped"] == [big]
+    with psycopg.connect(database_url) as conn:
+        assert vector_indexes.own_indexes(conn) == {}
 
 
 def test_replies_reach_the_process_that_asked(database_url):
@@ -193,3 +256,18 @@ def test_an_embed_worker_answers_the_api(app, embed_worker, embedder):
     literal = app.extensions["query_embedder"]("When does the train leave?")
     vector = np.array(parse_vector(literal), np.float32)
     assert np.allclose(vector, embedder.embed(["When does the train leave?"])[0], atol=1e-6)
+
+
+def test_beat_sends_the_own_index_upkeep_to_the_maintenance_queue(tmp_path):
+    from core.celery_config import beat_schedule
+    from core.config import Settings
+    from core.vector_indexes import MAINTAIN_TASK
+    from workers.celery_app import make_worker_celery
+
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
+    assert beat_schedule(settings)["vector-indexes"] == {
+        "task": MAINTAIN_TASK, "schedule": 60.0,
+        "options": {"queue": "maintenance", "expires": 60.0}}
+    celery = make_worker_celery(settings)
+    celery.loader.import_default_modules()
+    assert MAINTAIN_TASK in celery.tasks

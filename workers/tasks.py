@@ -8,9 +8,10 @@ from dataclasses import asdict
 
 from celery import current_app, shared_task
 
-from core import retention
+from core import retention, vector_indexes
 from core.dispatch import EXECUTE_TASK, SWEEP_TASK
 from core.retention import RETENTION_TASK
+from core.search_sql import SearchTuning
 from core.task_edits import REEMBED_TASK
 from workers import context, runner, sweeper
 
@@ -49,6 +50,13 @@ def sweep_task() -> dict:
 def retention_task() -> dict:
     """Delete expired finished tasks and stored media (see :mod:`core.retention`)."""
     return retention.purge_expired(context.database(), context.settings())
+
+
+@shared_task(name=vector_indexes.MAINTAIN_TASK, ignore_result=True)
+def vector_indexes_task() -> dict:
+    """Own HNSW indexes for collections above ``SEARCH_EXACT_MAX`` segments."""
+    return vector_indexes.maintain(context.settings().database_url,
+                                   SearchTuning.from_env().exact_max)
 
 
 @shared_task(name=REEMBED_TASK, ignore_result=True)

@@ -3,8 +3,9 @@ index (cosine), and get a ``tsvector`` generated from their text (GIN index) for
 search: ``ts_config`` is 'english' for media in English, 'simple' otherwise.
 
 The stored float32 bytes are converted in batches. The HNSW build runs with
-``maintenance_work_mem`` sized to the index (about 2 KB per segment, 64 MB to 1 GB;
-``HNSW_BUILD_MEMORY``, e.g. ``2GB``, overrides), so it is built in memory, not on disk.
+``maintenance_work_mem`` sized to the index (:func:`core.vector_indexes.build_memory`:
+about 2 KB per segment, up to a quarter of the host's memory; ``HNSW_BUILD_MEMORY``, e.g.
+``2GB``, overrides), so it is built in memory, not on disk.
 
 Revision ID: 0011
 Revises: 0010
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import text
 
+from core.vector_indexes import build_memory
 from core.vectors import DIMENSIONS, Vector, as_literal, parse_vector
 
 revision = "0011"
@@ -25,16 +27,6 @@ branch_labels = None
 depends_on = None
 
 BATCH = 2000
-MB = 1024 * 1024
-
-
-def build_memory(rows: int) -> str:
-    """``maintenance_work_mem`` for an HNSW build over ``rows`` vectors of 384 floats."""
-    override = os.environ.get("HNSW_BUILD_MEMORY", "").strip()
-    if override:
-        return override
-    wanted = min(max(rows * 2048, 64 * MB), 1024 * MB)
-    return f"{wanted // MB}MB"
 
 
 def _convert(bind, source: str, target: str, array_type: str, convert) -> None:

@@ -55,6 +55,31 @@ def test_word_timestamps(tiny, clips):
     assert pasta["start"] > 4.0  # the cooking sentence comes after the weather one
 
 
+def test_words_timed_without_probabilities_keep_their_times(tiny_torch, long_audio):
+    """Words that only place speaker turns skip the vocabulary projection (the decoder's
+    final layer norm, which feeds it, runs once fewer per aligned window): same words,
+    same times, probabilities not computed (uniform)."""
+    calls: list[int] = []
+    projection = tiny_torch.decoder.ln.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with_probs = transcribe(tiny_torch, long_audio, word_timestamps=True)
+        projected = len(calls)
+        without = transcribe(tiny_torch, long_audio, word_timestamps=True,
+                             word_probabilities=False)
+    finally:
+        projection.remove()
+
+    def timed(result: dict, key: str) -> list:
+        return [(w["word"], w[key]) for s in result["segments"] for w in s["words"]]
+
+    assert timed(without, "start") == timed(with_probs, "start")
+    assert timed(without, "end") == timed(with_probs, "end")
+    assert len({p for _, p in timed(without, "probability")}) == 1  # uniform
+    assert len({p for _, p in timed(with_probs, "probability")}) > 1
+    aligned = len({seg["seek"] for seg in with_probs["segments"]})
+    assert aligned >= 2 and projected - (len(calls) - projected) == aligned
+
+
 def test_each_window_is_encoded_once_with_word_timestamps(tiny_torch, long_audio):
     """Decoding and word alignment share one encoder pass per window (the alignment
     used to run the whole model again), with the same words as a full forward gives."""

@@ -91,8 +91,10 @@ def check_compatible(model: Model, language: str | None, task: str) -> None:
 
 
 def _add_words(model: Model, pool: WindowPool, segs: list[dict], tok: Tokenizer,
-               features, num_frames: int, last_speech: float) -> None:
-    """Word timestamps of one window's segments, with the engine's aligner."""
+               features, num_frames: int, last_speech: float,
+               probabilities: bool = True) -> None:
+    """Word timestamps of one window's segments, with the engine's aligner
+    (``probabilities``: each word's, else skipped where that saves work)."""
     if is_ct2(model):
         from workers.asr.ct2_words import add_word_timestamps as ct2_words
 
@@ -100,7 +102,8 @@ def _add_words(model: Model, pool: WindowPool, segs: list[dict], tok: Tokenizer,
                   num_frames=num_frames, last_speech_timestamp=last_speech)
         return
     with pool.exclusive():  # whisper installs hooks on the shared model
-        add_word_timestamps(segments=segs, model=EncodedAudio(model), tokenizer=tok,
+        add_word_timestamps(segments=segs, model=EncodedAudio(model, probabilities),
+                            tokenizer=tok,
                             mel=features, num_frames=num_frames,
                             last_speech_timestamp=last_speech)
 
@@ -116,13 +119,15 @@ def transcribe_many(
     progress: Callable[[int], None] | None = None,
     prompts: Sequence[str | None] | None = None,
     window_done: Callable[[int], None] | None = None,
+    word_probabilities: bool = True,
 ) -> list[dict]:
     """Transcribe several 16 kHz mono float32 audios, pooling their windows into shared
     batches. Each result equals ``transcribe(model, audio, ...)`` for that audio.
 
     ``prompts``: each audio's initial prompt (or None), given to every window of it; a
     batch only holds windows with the same language and prompt. ``window_done(i)`` is
-    called after each decoded window of audio ``i``."""
+    called after each decoded window of audio ``i``. ``word_probabilities``: False when
+    the words only serve diarization (their probabilities are then not computed)."""
     check_compatible(model, language, task)
     batch_size = max(1, int(batch_size))
     fp16 = model.device.type == "cuda"
@@ -180,7 +185,7 @@ def transcribe_many(
                         seg["end"] += s / SAMPLE_RATE
                     if word_timestamps and segs:
                         _add_words(model, pool, segs, tok, features, (e - s) // HOP_LENGTH,
-                                   last_speech[i])
+                                   last_speech[i], word_probabilities)
                     for seg in segs:
                         seg["text"] = tok.decode(seg["tokens"])
                     raw[i].extend(segs)
@@ -217,9 +222,11 @@ def transcribe(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
     prompt: str | None = None,
+    word_probabilities: bool = True,
 ) -> dict:
     """Transcribe one 16 kHz mono float32 audio (see module docstring); ``prompt``: the
-    initial prompt every window is conditioned on.
+    initial prompt every window is conditioned on; ``word_probabilities`` as in
+    :func:`transcribe_many`.
 
     Returns ``{"text", "language", "duration", "segments": [{"id", "start", "end", "text",
     "seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob",
@@ -234,6 +241,7 @@ def transcribe(
         batch_size=batch_size,
         progress=progress,
         prompts=[prompt],
+        word_probabilities=word_probabilities,
     )[0]
 
 
@@ -291,5 +299,6 @@ def run_transcription(
         batch_size=batch_size,
         progress=progress,
         prompt=features.prompt,
+        word_probabilities=words,
     )
     return features.finish(result, audio, speech_map, str(model.device), words)
