@@ -3,7 +3,8 @@
 The clip is real speech: the two-speaker call of :mod:`bench.conversation` four times
 over (120 s). A second, sparse clip (20 s of that speech in 2 minutes of quiet room
 noise) shows what VAD saves when most of a recording is not speech. Each configuration
-runs ``--runs`` times after a warm-up (models loaded); the median is reported.
+runs once to warm up (models loaded), then ``--runs`` rounds run every configuration once,
+in turn; each configuration's median is reported.
 
     python -m bench.features_overhead [--runs 3]
 """
@@ -45,17 +46,23 @@ def clips(folder: Path) -> dict[str, Path]:
             "sparse": write_audio(folder / "sparse.wav", sparse)}
 
 
-def timed(path: Path, options: dict, runs: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds; CPU time (all threads) is steadier on a shared host."""
-    opts = {"model": "tiny.en", **options}
-    run_transcription(str(path), opts, "cpu")  # warm-up (models and caches)
-    wall, cpu = [], []
+def timed(path: Path, configs: dict[str, dict], runs: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each configuration, run round-robin (one run of
+    each per round, after one warm-up each) so that this host's drift hits all alike;
+    CPU time (all threads) is steadier on a shared host."""
+    opts = {name: {"model": "tiny.en", **options} for name, options in configs.items()}
+    for options in opts.values():
+        run_transcription(str(path), options, "cpu")  # warm-up (models and caches)
+    wall: dict[str, list[float]] = {name: [] for name in opts}
+    cpu: dict[str, list[float]] = {name: [] for name in opts}
     for _ in range(runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        run_transcription(str(path), opts, "cpu")
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+        for name, options in opts.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run_transcription(str(path), options, "cpu")
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name]))
+            for name in opts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'clip':<7} {'configuration':<18} {'wall s':>7} {'vs plain':>9} "
               f"{'CPU s':>7} {'vs plain':>9}")
         for clip, configs in (("dense", CONFIGS), ("sparse", dict(list(CONFIGS.items())[:2]))):
-            base = None
-            for name, options in configs.items():
-                if name not in wanted:
-                    continue
-                wall, cpu = timed(paths[clip], options, args.runs)
-                base = base or (wall, cpu)
+            chosen = {name: options for name, options in configs.items() if name in wanted}
+            medians = timed(paths[clip], chosen, args.runs)
+            base = next(iter(medians.values()), None)
+            for name, (wall, cpu) in medians.items():
                 print(f"{clip:<7} {name:<18} {wall:7.2f} {wall / base[0] - 1:+9.1%} "
                       f"{cpu:7.2f} {cpu / base[1] - 1:+9.1%}", flush=True)
                 if clip == "dense" and name == "vad + diarize":
