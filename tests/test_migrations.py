@@ -76,6 +76,17 @@ def _alembic(url: str, action: str, revision: str) -> None:
     getattr(command, action)(config, revision)
 
 
+def _collection(conn, media: list[tuple[str, str, int]]) -> None:
+    """Collection 1 with ``(media_id, language, segment_count)`` media (pks 1, 2, ...)."""
+    conn.execute("INSERT INTO collections (owner, collection_id, name, version, "
+                 "reset_version, created_at, updated_at) VALUES "
+                 "('o', 'c', 'c', 1, 0, now(), now())")
+    for media_id, language, segments in media:
+        conn.execute("INSERT INTO collection_media (collection_pk, media_id, language, "
+                     "segment_count, created_at) VALUES (1, %s, %s, %s, now())",
+                     (media_id, language, segments))
+
+
 def test_0011_moves_stored_vectors_into_pgvector_and_back(pg_admin, monkeypatch):
     """Float32 bytes (0004-0010) become ``vector(384)`` values, searchable through the HNSW
     index, with a ``tsvector`` per segment ('english' for English media); the downgrade
@@ -90,12 +101,7 @@ def test_0011_moves_stored_vectors_into_pgvector_and_back(pg_admin, monkeypatch)
     with fresh_database("hark_mig") as url:
         _alembic(url, "upgrade", "0010")
         with psycopg.connect(url) as conn:
-            conn.execute("INSERT INTO collections (owner, collection_id, name, version, "
-                         "reset_version, created_at, updated_at) VALUES "
-                         "('o', 'c', 'c', 1, 0, now(), now())")
-            conn.execute("INSERT INTO collection_media (collection_pk, media_id, language, "
-                         "segment_count, created_at) VALUES (1, 'en', 'en', %s, now()), "
-                         "(1, 'de', 'de', 1, now())", (count - 1,))
+            _collection(conn, [("en", "en", count - 1), ("de", "de", 1)])
             with conn.cursor() as cursor:
                 cursor.executemany(
                     'INSERT INTO segments (media_pk, collection_pk, idx, start, "end", text, '
@@ -161,11 +167,7 @@ def test_0012_stores_vectors_inline(pg_admin):
     with fresh_database("hark_mig") as url:
         _alembic(url, "upgrade", "0011")
         with psycopg.connect(url) as conn:
-            conn.execute("INSERT INTO collections (owner, collection_id, name, version, "
-                         "reset_version, created_at, updated_at) VALUES "
-                         "('o', 'c', 'c', 1, 0, now(), now())")
-            conn.execute("INSERT INTO collection_media (collection_pk, media_id, language, "
-                         "segment_count, created_at) VALUES (1, 'm', 'en', 60, now())")
+            _collection(conn, [("m", "en", 60)])
             insert = ('INSERT INTO segments (media_pk, collection_pk, idx, start, "end", '
                       "text, embedding) VALUES (1, 1, %s, 0, 1, %s, %s::vector)")
             for i in range(30):
