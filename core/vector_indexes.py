@@ -77,7 +77,8 @@ def maintain(database_url: str, threshold: int) -> dict[str, Any]:
     those of deleted collections and half-built ones; what it did. Skipped while another
     process is at it."""
     report: dict[str, Any] = {"built": [], "dropped": [], "skipped": False}
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    dsn = "postgresql://" + database_url.partition("://")[2]  # any driver's URL, for libpq
+    with psycopg.connect(dsn, autocommit=True) as conn:
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]:
             report["skipped"] = True
             return report

@@ -142,7 +142,8 @@ def test_a_large_collection_gets_its_own_index_and_its_searches_walk_it(
     with db.session() as session:
         assert not any(c.own_index for c in search_sql.collection_sizes(session, [big]))
 
-    report = vector_indexes.maintain(database_url, threshold=100)
+    driver_url = "postgresql+psycopg://" + database_url.partition("://")[2]
+    report = vector_indexes.maintain(driver_url, threshold=100)  # DATABASE_URL's forms
     assert (report["dropped"], report["built"]) == ([big], [big])
     with db.session() as session:
         sizes = {c.pk: c for c in search_sql.collection_sizes(session, [big, small])}
