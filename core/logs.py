@@ -90,6 +90,6 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
     # Celery's "Task ... received" / "... succeeded in" repeat, per task, what the runner
     # logs as "started" / "completed": two JSON lines per task saved (about 5% of a
     # trivial task's worker CPU); they come back at DEBUG. Errors are still logged.
-    quiet = logging.NOTSET if level == "DEBUG" else logging.WARNING
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
     for name in CELERY_PER_TASK_LOGGERS:
         logging.getLogger(name).setLevel(quiet)

@@ -11,7 +11,9 @@ recall@10 0.99 at ``ef_search`` 200, 7 ms p50 (``bench/search_bench.py``).
 :func:`maintain` (Celery beat, every minute, on the maintenance queue) builds one,
 ``CONCURRENTLY`` (indexing goes on meanwhile), for each collection above
 ``SEARCH_EXACT_MAX`` segments (smaller ones are scored exactly), and drops the indexes of
-deleted collections and those a crash left half-built. One worker at a time does this (a
+deleted collections, of collections shrunk to half that, and those a crash or an error
+left half-built (a failed build is logged and tried again on the next run; the other
+collections still get theirs). One worker at a time does this (a
 PostgreSQL advisory lock). The catalog is the record: :mod:`core.search_sql` uses a
 collection's index once PostgreSQL marks it valid, and the shared index until then.
 """
@@ -47,8 +49,10 @@ def index_name(collection_pk: int) -> str:
 def build_memory(rows: int, ram_bytes: int | None = None) -> str:
     """``maintenance_work_mem`` for an HNSW build over ``rows`` vectors of 384 floats:
     about 2 KB a vector, so the graph is built in memory (at 1M vectors a build that
-    spilled took 784 s, one in memory 190 s), from 64 MB up to a quarter of this host's
-    memory (at least 1 GB, at most 8 GB). ``HNSW_BUILD_MEMORY`` (e.g. ``2GB``) overrides."""
+    spilled took 784 s, one in memory 190 s), from 64 MB up to a quarter of the memory of
+    the machine this runs on (at least 1 GB, at most 8 GB), which is PostgreSQL's only
+    where they share a host. ``HNSW_BUILD_MEMORY`` (e.g. ``2GB``) overrides: set it where
+    the database has a machine of its own."""
     override = os.environ.get("HNSW_BUILD_MEMORY", "").strip()
     if override:
         return override
@@ -88,15 +92,25 @@ def maintain(database_url: str, threshold: int) -> dict[str, Any]:
                 "SELECT c.id, coalesce(sum(m.segment_count), 0) FROM collections c "
                 "LEFT JOIN collection_media m ON m.collection_pk = c.id GROUP BY c.id"))
             for pk, valid in existing.items():
-                if not valid or pk not in sizes:  # half-built (a crash), or deleted
+                # half-built (a crash), deleted, or shrunk well below the threshold (where
+                # exact scoring is cheap and exact)
+                if not valid or pk not in sizes or sizes[pk] <= threshold // 2:
                     _drop(conn, pk)
                     report["dropped"].append(pk)
             for pk, n in sorted(sizes.items(), key=lambda item: -item[1]):
                 if n > threshold and not existing.get(pk):
-                    _build(conn, pk, int(n))
+                    try:
+                        _build(conn, pk, int(n))
+                    except psycopg.Error as exc:  # the others still get theirs
+                        log.warning("own HNSW index of collection %s failed: %s", pk, exc)
+                        report.setdefault("failed", []).append(pk)
+                        continue
                     report["built"].append(pk)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            except psycopg.Error:  # the connection is gone: so is its lock
+                pass
     if report["built"] or report["dropped"]:
         log.info("vector indexes: %s", report)
     return report

@@ -26,6 +26,14 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _include(obj, name, type_, reflected, compare_to) -> bool:
+    """Autogenerate ignores the collections' own HNSW indexes (core.vector_indexes: made
+    and dropped at run time, not by migrations)."""
+    from core.vector_indexes import INDEX_PREFIX
+
+    return not (type_ == "index" and name and name.startswith(INDEX_PREFIX))
+
+
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
@@ -33,6 +41,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             compare_type=True,
+            include_object=_include,
         )
         with context.begin_transaction():
             context.run_migrations()
