@@ -171,6 +171,9 @@ def test_a_large_collection_gets_its_own_index_and_its_searches_walk_it(
         found += len(set(truth) & set(_semantic(db, [big, small], query, tuning)))
     assert found >= 0.98 * 160
 
+    # at half the threshold or less, exact scoring is cheap again: the index goes
+    assert vector_indexes.maintain(database_url, threshold=800)["dropped"] == [big]
+    assert vector_indexes.maintain(database_url, threshold=100)["built"] == [big]
     assert client.delete("/collections/big", headers=auth).status_code in (200, 204)
     assert vector_indexes.maintain(database_url, threshold=100)["dropped"] == [big]
     with psycopg.connect(database_url) as conn:
