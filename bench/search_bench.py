@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.sentences import real_sentences  # noqa: E402
+from core.search_sql import SearchTuning  # noqa: E402
 from tests.support import database_url_of, pg_admin_url, start_api, start_worker  # noqa: E402
 
 OWNER = "bench"
@@ -172,7 +173,6 @@ def build_index(url: str) -> dict:
 
 def build_own_indexes(url: str) -> dict:
     """The collections' own indexes, as the beat task builds them (timed)."""
-    from core.search_sql import SearchTuning
     from core.vector_indexes import maintain
 
     started = time.perf_counter()
@@ -300,8 +300,6 @@ def measure(url: str, env: dict, corpus: Corpus, layout: list[dict], queries: li
     finally:
         api.stop()
         embed.stop()
-    from core.search_sql import SearchTuning
-
     out["recall"] = recall(url, corpus, layout, query_vectors[:args.recall_queries],
                            SearchTuning.from_env())["recall_at_10"]
     return out
@@ -319,7 +317,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    from core.search_sql import SearchTuning
     from workers.embedding import get_embedder
 
     sentences = real_sentences(args.base + args.queries + args.index_texts)

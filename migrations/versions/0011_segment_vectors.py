@@ -12,8 +12,6 @@ Revises: 0010
 Create Date: 2026-12-02
 """
 
-import os
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import text
