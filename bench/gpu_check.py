@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,11 @@ def bootstrap(wheels: Path, argv: list[str]) -> int:
     Python's pip installs into it with ``--target``."""
     python = VENV / "bin" / "python"
     found = sorted(str(p) for p in (wheels / "wheels").glob("*.whl"))
+    # built for CPython 3.12 (the GPU machine's): another Python (a dry run here) uses
+    # its own site-packages for those
+    mine = f"{sys.version_info.major}{sys.version_info.minor}"
+    found = [w for w in found if re.search(r"-cp(\d+)-cp\1-", Path(w).name) is None
+             or f"-cp{mine}-cp{mine}-" in Path(w).name]
     if not found:
         print(f"gpu_check: no wheels in {wheels / 'wheels'}: run scripts/gpu-wheels.sh here")
         return 2
@@ -158,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--clips", type=int, default=32, help="files of the throughput run")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU comparison")
+    parser.add_argument("--no-platform", action="store_true",
+                        help="skip the platform run (b, c) of the synthetic model")
+    parser.add_argument("--synthetic-tokens", type=int, default=100,
+                        help="tokens the large-v3-sized synthetic model says per window (0: skip)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or
                                                          ROOT / "var" / "gpu-check"))
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "gpu-work",
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work
     carried = use_weights(args.weights, work / "models") if args.weights else []
-    models = args.models or carried or ["tiny.en"]
+    # a carried bundle without tiny.en (scripts/gpu-wheels.sh) runs the synthetic parts only
+    models = args.models or carried or ([] if os.environ.get("HARK_GPU_VENV") else ["tiny.en"])
     devices = ["cpu"] if args.dry_run else [args.device] + ([] if args.no_cpu else ["cpu"])
     if args.dry_run:  # the 10 s beckett clip twice: few tokens, still a batch of 2
         beckett = corpus.clips()["beckett"]
@@ -199,11 +210,62 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(check_model(name, device, long_clip, shorts, many,
                                     batches if device != "cpu" or args.dry_run else (8,)))
             print(json.dumps(rows[-1]), flush=True)
-    print(report(rows))
+    if rows:
+        print(report(rows))
+    synthetic = check_synthetic(args, shorts) if args.synthetic_tokens else None
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+    (args.out / "gpu_check.json").write_text(json.dumps({**meta, "rows": rows,
+                                                         "synthetic": synthetic}, indent=2))
     print(f"wrote {args.out / 'gpu_check.json'}")
     return 0
+
+
+def check_synthetic(args, shorts) -> dict:
+    """Part (a): the large-v3-sized synthetic model (``bench/gpu_synthetic.py``, random
+    weights saying a fixed sentence) in fp16, Hark batched against batch 1 and against
+    openai-whisper's ``transcribe``. Dry run: tiny shapes on CPU, 2 clips."""
+    import numpy as np
+    import torch
+
+    from bench import gpu_synthetic
+
+    if args.dry_run:
+        dims, device, n, batches, single, tokens = gpu_synthetic.TINY, "cpu", 2, (2,), 1, 20
+    else:
+        dims, device, tokens = gpu_synthetic.LARGE_V3, args.device, args.synthetic_tokens
+        n, batches, single = 2 * args.clips, (8, 32, 2 * args.clips), 8
+    clock = Clock(device)
+    build_s, model = clock(gpu_synthetic.build, dims, tokens, device)
+    args.work.mkdir(parents=True, exist_ok=True)
+    audios = gpu_synthetic.clips(np.concatenate([a for a, _ in shorts]), n)
+    out = {"build_s": round(build_s, 2), **gpu_synthetic.measure(
+        model, audios, tokens, batches, single, clock)}
+    if device.startswith("cuda"):
+        out["gpu_memory_mib"] = {"peak": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+    print(json.dumps(out), flush=True)
+    print(f"synthetic {out['model']} ({out['parameters_m']} M parameters, random weights, "
+          f"{out['tokens_per_window']} tokens per 30 s window) on {device}: "
+          + " / ".join(f"{k.removeprefix('hark_')}: {v['audio_s_per_s']} audio s/s, "
+                       f"{v['tokens_per_s']} tok/s" for k, v in out.items()
+                       if isinstance(v, dict) and "audio_s_per_s" in v)
+          + f"; batched / batch 1 = {out['batched_vs_batch_1']}x, "
+            f"batched / openai transcribe = {out['batched_vs_openai']}x")
+    expected = gpu_synthetic.expected_text(model, tokens)
+    checkpoint = None if args.no_platform else gpu_synthetic.save(
+        model, args.work / f"{model.hark_name}.pt")
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    if checkpoint is not None:
+        from bench import gpu_platform
+
+        clips = audios[: args.clips] if not args.dry_run else audios
+        worker_device = "cpu" if args.dry_run else f"{args.device.partition(':')[0]}:0"
+        out["platform"] = gpu_platform.run(checkpoint.stem, checkpoint, clips, expected,
+                                           worker_device, len(clips))
+        print(json.dumps({"platform": out["platform"]}), flush=True)
+        checkpoint.unlink()
+    return out
 
 
 def _load(item: tuple[Path, str]):

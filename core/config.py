@@ -54,6 +54,13 @@ def worker_batch_wait() -> float:
     return max(0.0, _env_float("WORKER_BATCH_WAIT", 1.0))
 
 
+def worker_decode_batch() -> int:
+    """Most windows a model worker decodes in one batch (``WORKER_DECODE_BATCH``, default
+    8; ``run_transcription``'s ``batch_size`` option overrides it). A GPU usually wants
+    more (``make gpu-check`` measures 8, 32 and 64)."""
+    return max(1, _env_int("WORKER_DECODE_BATCH", 8))
+
+
 # The embedded servers' ports: the standard ones plus 10000, clear of a system install.
 EMBEDDED_PG_PORT = 15432
 EMBEDDED_REDIS_PORT = 16379

@@ -56,6 +56,15 @@ def test_dry_run_on_packed_weights(models_dir, tmp_path):
     assert row["many"]["by_batch"]["2"]["audio_s_per_s"] > 0
     assert "many files, audio s/s" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json"]  # all $OUT brings back
+    synthetic = report["synthetic"]  # (a): every path said exactly its spelled sentence
+    assert synthetic["tokens_per_window"] == 23 and synthetic["compression_ratio"] < 2.4
+    for arm in ("hark_batch_1", "openai_transcribe", "hark_batch_2"):
+        assert synthetic[arm]["tokens_per_s"] > 0, arm
+    platform = synthetic["platform"]  # (b, c): two clips at once through a real worker
+    assert platform["clips"] == 2 and platform["audio_s_per_s"] > 0
+    assert platform["worker_device"] == "cpu" and platform["pinned"] is True
+    assert platform["worker_models"] == ["synthetic-384x4"]
+    assert not list((tmp_path / "work").glob("*.pt"))  # the checkpoint is removed after
 
 
 def test_without_cuda_it_fails_clearly():

@@ -142,6 +142,22 @@ def test_run_transcription_from_containers(engine, clips):
     assert result["model"] == "tiny.en" and "sunny" in words_of(result["text"])
 
 
+def test_worker_decode_batch_sets_the_default_batch(tiny_torch, clips, monkeypatch):
+    from workers.asr.window_pool import decode_totals
+
+    def batches(**env: str) -> tuple[int, int]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        before = decode_totals()
+        run_transcription(str(clips["long"]), {"model": "tiny.en", "language": "en"}, "cpu")
+        after = decode_totals()
+        return tuple(after.get(k, 0) - before.get(k, 0) for k in ("batches", "windows"))
+
+    one, windows = batches(WORKER_DECODE_BATCH="1")
+    assert windows >= 2 and one == windows  # one window a batch
+    assert batches(WORKER_DECODE_BATCH="8") == (1, windows)  # the long clip's in one
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

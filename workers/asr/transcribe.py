@@ -22,6 +22,7 @@ from whisper.audio import HOP_LENGTH, SAMPLE_RATE
 from whisper.timing import add_word_timestamps
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
 
+from core.config import worker_decode_batch
 from workers.asr.audio import decode_audio
 from workers.asr.decoding import EncodedAudio, decode_batch, is_silence, window_scores
 from workers.asr.features import SpeechFeatures
@@ -268,7 +269,8 @@ def run_transcription(
     ``max_seconds``: refuse longer audio (:class:`~workers.asr.audio.MediaTooLong`).
 
     ``options``: ``model`` (default ``DEFAULT_MODEL``), ``language`` (None = detect),
-    ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int),
+    ``task`` (transcribe | translate), ``word_timestamps`` (bool), ``batch_size`` (int;
+    default ``WORKER_DECODE_BATCH``),
     and the :class:`~workers.asr.features.SpeechFeatures` options (VAD, prompt, hotwords,
     diarization). Other keys are ignored. Raises ValueError (incl. ``MediaDecodeError`` and
     ``UnknownModelError``) for bad input.
@@ -278,7 +280,7 @@ def run_transcription(
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     language = normalize_language(options.get("language"))
-    batch_size = options.get("batch_size", 8)
+    batch_size = options.get("batch_size", worker_decode_batch())
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     features = SpeechFeatures.from_options(options)
