@@ -51,9 +51,11 @@ def nvidia_smi_apps() -> list[dict]:
     index = {u.strip(): int(i) for i, u in (line.split(",") for line in gpus.splitlines() if line)}
     rows = []
     for line in apps.splitlines():
-        if line.strip():
+        try:
             pid, uuid, mib = (x.strip() for x in line.split(","))
             rows.append({"pid": int(pid), "gpu": index.get(uuid), "used_mib": float(mib)})
+        except ValueError:  # a blank line, or "[N/A]" where the driver does not say
+            continue
     return rows
 
 
@@ -75,16 +77,18 @@ def run(model_name: str, checkpoint: Path, audios: list[np.ndarray], expected: s
         with platform(work / "platform", redis_url=redis.url, MODELS_REGISTRY=str(registry),
                       PRELOAD_MODELS=model_name) as bench:
             started = time.perf_counter()
-            worker = bench.worker("gpu0", WORKER_DEVICE=device, WORKER_BATCH_TASKS=str(batch),
-                                  WORKER_DECODE_BATCH=str(batch))
+            worker = bench.worker("gpu0", ready_timeout=300, WORKER_DEVICE=device,
+                                  WORKER_BATCH_TASKS=str(batch), WORKER_DECODE_BATCH=str(batch))
             ready_s = time.perf_counter() - started
             queue = "cpu" if device == "cpu" else "gpu"
-            fields = {"model": model_name, "language": "en", "queue": queue}
+            # no VAD: silero-vad is not carried (the synthetic model ignores the audio anyway)
+            fields = {"model": model_name, "language": "en", "queue": queue, "vad": "false"}
             post(bench, paths[:1], fields, expected)  # warm-up: first task on the worker
             seconds = post(bench, paths, fields, expected)
             presence = reported(bench.env["DATABASE_URL"], worker.pid, model_name)
             apps = [a for a in nvidia_smi_apps() if a["pid"] == worker.pid]
-            memory = (presence[2] or {}).get("gpu_memory_bytes") if presence else None
+            stats = (presence[2] or {}) if presence else {}
+            memory = stats.get("gpu_memory_bytes")
             return {"device": device, "clips": len(paths), "audio_s": round(audio_s, 1),
                     "worker_batch_tasks": batch, "worker_ready_s": round(ready_s, 2),
                     "wall_s": round(seconds, 3), "audio_s_per_s": round(audio_s / seconds, 2),
@@ -93,7 +97,9 @@ def run(model_name: str, checkpoint: Path, audios: list[np.ndarray], expected: s
                     "worker_torch_mib": round(memory / 2**20, 1) if memory else None,
                     "worker_gpus": sorted({a["gpu"] for a in apps}),
                     "worker_nvidia_smi_mib": sum(a["used_mib"] for a in apps) if apps else None,
-                    "pinned": pinned(device, presence[0] if presence else None, apps)}
+                    "worker_cuda_visible_devices": stats.get("cuda_visible_devices"),
+                    "pinned": pinned(device, presence[0] if presence else None, apps,
+                                     stats.get("cuda_visible_devices"))}
     finally:
         redis.stop()
         stop_private_pg()
@@ -113,16 +119,19 @@ def reported(database_url: str, pid: int, model_name: str, timeout: float = 30.0
             time.sleep(0.5)
 
 
-def pinned(device: str, reported: str | None, apps: list[dict]) -> bool | None:
+def pinned(device: str, reported: str | None, apps: list[dict],
+           visible: str | None) -> bool:
     """Did ``WORKER_DEVICE`` hold: the worker reports that device and, on CUDA, runs on
-    that GPU alone (None where ``nvidia-smi`` does not show its process)."""
+    that GPU alone (by ``nvidia-smi``; where it does not show processes, as under gVisor,
+    by the ``CUDA_VISIBLE_DEVICES`` the worker reports)."""
     if reported != device:
         return False
     if device == "cpu":
-        return True
-    if not apps:
-        return None
-    return {a["gpu"] for a in apps} == {int(device.partition(":")[2] or 0)}
+        return visible == ""
+    index = int(device.partition(":")[2] or 0)
+    if apps:
+        return {a["gpu"] for a in apps} == {index}
+    return visible == str(index)
 
 
 def post(bench, paths: list[Path], fields: dict, expected: str) -> float:

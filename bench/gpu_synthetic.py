@@ -79,7 +79,9 @@ def build(dims: ModelDimensions, n_tokens: int, device: str, seed: int = 0) -> w
         for k, token in enumerate(spelled(tok, n_tokens)):
             decoder.positional_embedding[start + k] = ALPHA * decoder.token_embedding.weight[token]
     if device.startswith("cuda"):
-        model = model.half()
+        from workers.asr.loading import half_weights
+
+        model = half_weights(model)  # as a worker loads it
     model.eval()
     model.hark_name = f"synthetic-{dims.n_text_state}x{dims.n_text_layer}"
     return model
@@ -102,7 +104,8 @@ def compression_ratio(text: str) -> float:
 
 
 def save(model: whisper.Whisper, path: Path) -> Path:
-    """A checkpoint ``whisper.load_model`` (and so a worker's registry) reads: fp16."""
+    """A checkpoint ``whisper.load_model`` (and so a worker's registry) reads, in fp16 like
+    the official ones."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     torch.save({"dims": dataclasses.asdict(model.dims), "model_state_dict": state}, path)
     return path

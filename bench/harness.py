@@ -35,8 +35,9 @@ class Platform:
     def headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key}
 
-    def worker(self, name: str = "bench", **extra: str) -> Process:
-        proc = start_worker(self.env, self.log_dir, name=name, **extra)
+    def worker(self, name: str = "bench", ready_timeout: float = 60.0, **extra: str) -> Process:
+        proc = start_worker(self.env, self.log_dir, name=name, ready_timeout=ready_timeout,
+                            **extra)
         self.processes.append(proc)
         return proc
 

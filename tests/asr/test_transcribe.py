@@ -252,3 +252,26 @@ def test_engines_agree_on_text_and_word_times(tiny, tiny_torch, clips):
     shared = set(mine) & set(theirs)
     assert len(shared) >= 15
     assert all(abs(mine[w] - theirs[w]) < 0.3 for w in shared), (mine, theirs)
+
+
+def test_fp16_weights_decode_in_fp16(models_dir, clips):
+    """What a CUDA worker loads (``half_weights``), decoded in fp16 (here on the CPU,
+    whose fp16 kernels refuse the same dtype mixes): LayerNorms stay fp32, since whisper
+    normalises in fp32, and the transcript is right."""
+    import torch
+    import whisper
+
+    from workers.asr.loading import half_weights
+    from workers.asr.registry import ensure_checkpoint
+    from workers.asr.transcribe import _decode_windows, _mel
+
+    model = half_weights(whisper.load_model(str(ensure_checkpoint("tiny.en", models_dir)),
+                                            device="cpu"))
+    norms = {p.dtype for n, p in model.named_parameters() if ".ln" in n or "_ln" in n}
+    rest = {p.dtype for n, p in model.named_parameters() if ".ln" not in n and "_ln" not in n}
+    assert norms == {torch.float32} and rest == {torch.float16}
+    mel = _mel(model, decode_audio(str(clips["weather"])))[None]
+    ((result, encoded),) = _decode_windows(model, mel, whisper.DecodingOptions(language="en",
+                                                                               fp16=True))
+    assert encoded.dtype == torch.float16
+    assert WEATHER_WORDS <= words_of(result.text)

@@ -48,7 +48,7 @@ def load_model(name: str, device: str, quantize: str | None = None) -> whisper.W
     device = resolve_device(device)
     mode = quantize_mode(name, device, quantize)
     path = ensure_checkpoint(name)
-    model = whisper.load_model(str(path), device=device)
+    model = whisper.load_model(str(path), device="cpu")
     heads = read_alignment_heads(path)
     if heads:
         apply_alignment_heads(model, heads)
@@ -58,16 +58,25 @@ def load_model(name: str, device: str, quantize: str | None = None) -> whisper.W
         except (ValueError, RuntimeError):  # dims differ: not really that model; keep default
             pass
     model.eval()
-    if model.device.type == "cuda":
-        # fp16 weights: openai-whisper keeps fp32 ones and casts each to fp16 in every
-        # layer call when decoding in fp16; half the memory and no casts
-        model.half()
+    if device.startswith("cuda"):
+        model = half_weights(model).to(device)  # halved before the copy: no fp32 on the GPU
     if mode == "int8":
         from workers.asr.quantize import quantize_int8
 
         quantize_int8(model)
     model.hark_name = name
     model.hark_load_seconds = time.perf_counter() - t0
+    return model
+
+
+def half_weights(model: whisper.Whisper) -> whisper.Whisper:
+    """fp16 weights, for decoding in fp16 on CUDA: openai-whisper keeps fp32 ones and
+    casts each to fp16 in every layer call (half the memory, and no casts). Its
+    LayerNorms stay fp32: they normalise in fp32 (``x.float()``) and need fp32 weights."""
+    model.half()
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.float()
     return model
 
 

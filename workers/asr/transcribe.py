@@ -146,6 +146,8 @@ def transcribe_many(
             lang = language or "en"
             if language is None and model.is_multilingual and bounds:
                 mel = _mel(model, audio[slice(*bounds[0])])
+                if fp16 and not is_ct2(model):  # the encoder's fp16 weights, uncast
+                    mel = mel.half()
                 with pool.exclusive():
                     _, probs = model.detect_language(mel)
                 lang = max(probs, key=probs.get)
