@@ -31,43 +31,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import corpus
-from bench.harness import platform, table, write_results
-
-
-def _post(bench, path: Path, fields: dict, barrier: threading.Barrier | None = None) -> str:
-    client = bench.app.test_client()
-    with open(path, "rb") as fh:
-        data = {"file": (fh, path.name), **fields}
-        if barrier is not None:
-            barrier.wait()
-        response = client.post("/analyze?timeout=600", headers=bench.headers, data=data)
-    body = response.get_json()
-    if body.get("status") != "completed":
-        raise RuntimeError(f"Hark task did not complete: {body}")
-    return body["result"]["text"]
+from bench.harness import platform, post_analyze, post_together, table, write_results
 
 
 def hark_long(bench, path: Path, fields: dict) -> tuple[float, list[str]]:
     started = time.perf_counter()
-    text = _post(bench, path, fields)
+    text = post_analyze(bench, path, fields)
     return time.perf_counter() - started, [text]
-
-
-def hark_short(bench, paths: list[Path], fields: dict) -> tuple[float, list[str]]:
-    """All files posted at once (a barrier releases the requests together)."""
-    barrier = threading.Barrier(len(paths) + 1)
-    with ThreadPoolExecutor(len(paths)) as pool:
-        futures = [pool.submit(_post, bench, p, fields, barrier) for p in paths]
-        barrier.wait()
-        started = time.perf_counter()
-        texts = [f.result() for f in futures]
-    return time.perf_counter() - started, texts
 
 
 def timed(fn, *args) -> tuple[float, list[str]]:
@@ -91,7 +65,7 @@ def measure(bench, name: str, runs: int, vad: bool, threads: int, work: Path) ->
     cases = {
         ("long", "hark"): lambda: hark_long(bench, long_path, fields),
         ("long", "peer"): lambda: timed(peer.transcribe, long_audio),
-        ("short", "hark"): lambda: hark_short(bench, short_paths, fields),
+        ("short", "hark"): lambda: post_together(bench, short_paths, fields),
         ("short", "peer"): lambda: timed(lambda: [peer.transcribe(a) for a in short_audios]),
     }
     if not vad:

@@ -15,27 +15,13 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-import threading
 import time
-import wave
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
 SAMPLE_RATE = 16000
-
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    """16-bit mono PCM (decoded without ffmpeg on the worker)."""
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return path
 
 
 def nvidia_smi_apps() -> list[dict]:
@@ -62,7 +48,8 @@ def nvidia_smi_apps() -> list[dict]:
 def run(model_name: str, checkpoint: Path, audios: list[np.ndarray], expected: str,
         device: str, batch: int) -> dict:
     """Post every clip at once to a platform whose one worker runs on ``device``."""
-    from bench.harness import platform
+    from bench.corpus import write_wav
+    from bench.harness import platform, post_together
     from core.embedded import EmbeddedRedis
     from tests.support import free_port, stop_private_pg
 
@@ -83,8 +70,9 @@ def run(model_name: str, checkpoint: Path, audios: list[np.ndarray], expected: s
             queue = "cpu" if device == "cpu" else "gpu"
             # no VAD: silero-vad is not carried (the synthetic model ignores the audio anyway)
             fields = {"model": model_name, "language": "en", "queue": queue, "vad": "false"}
-            post(bench, paths[:1], fields, expected)  # warm-up: first task on the worker
-            seconds = post(bench, paths, fields, expected)
+            check(post_together(bench, paths[:1], fields, 900)[1], expected)  # warm-up
+            seconds, texts = post_together(bench, paths, fields, 900)
+            check(texts, expected)
             presence = reported(bench.env["DATABASE_URL"], worker.pid, model_name)
             apps = [a for a in nvidia_smi_apps() if a["pid"] == worker.pid]
             stats = (presence[2] or {}) if presence else {}
@@ -134,28 +122,7 @@ def pinned(device: str, reported: str | None, apps: list[dict],
     return visible == str(index)
 
 
-def post(bench, paths: list[Path], fields: dict, expected: str) -> float:
-    """POST every file to ``/analyze`` (sync) together; seconds until the last is done."""
-    barrier = threading.Barrier(len(paths) + 1)
-
-    def one(path: Path) -> str:
-        client = bench.app.test_client()
-        with open(path, "rb") as fh:
-            data = {"file": (fh, path.name), **fields}
-            barrier.wait()
-            response = client.post("/analyze?timeout=900", headers=bench.headers, data=data)
-        body = response.get_json()
-        if body.get("status") != "completed":
-            raise RuntimeError(f"task did not complete: {body}")
-        return body["result"]["text"]
-
-    with ThreadPoolExecutor(len(paths)) as pool:
-        futures = [pool.submit(one, p) for p in paths]
-        barrier.wait()
-        started = time.perf_counter()
-        texts = [f.result() for f in futures]
-    seconds = time.perf_counter() - started
+def check(texts: list[str], expected: str) -> None:
     wrong = [t for t in texts if t.strip() != expected]
     if wrong:
         raise AssertionError(f"the platform's transcript {wrong[0][:80]!r} is not {expected!r}")
-    return seconds

@@ -7,8 +7,11 @@ import json
 import os
 import statistics
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +127,36 @@ def platform(log_dir: Path, *, pg_admin_url: str | None = None, redis_url: str |
             print(f"harness: Redis keys under {prefix} not removed: {exc}")
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def post_analyze(bench: Platform, path: Path, fields: dict,
+                 barrier: threading.Barrier | None = None, timeout: float = 600) -> str:
+    """POST ``path`` to ``/analyze`` (sync, waiting up to ``timeout``); its transcript."""
+    client = bench.app.test_client()
+    with open(path, "rb") as fh:
+        data = {"file": (fh, path.name), **fields}
+        if barrier is not None:
+            barrier.wait()
+        response = client.post(f"/analyze?timeout={timeout:g}", headers=bench.headers,
+                               data=data)
+    body = response.get_json()
+    if body.get("status") != "completed":
+        raise RuntimeError(f"Hark task did not complete: {body}")
+    return body["result"]["text"]
+
+
+def post_together(bench: Platform, paths: list[Path], fields: dict,
+                  timeout: float = 600) -> tuple[float, list[str]]:
+    """All files posted at once (a barrier releases the requests together): seconds from
+    the release until the last is done, and the transcripts in order."""
+    barrier = threading.Barrier(len(paths) + 1)
+    with ThreadPoolExecutor(len(paths)) as pool:
+        futures = [pool.submit(post_analyze, bench, p, fields, barrier, timeout)
+                   for p in paths]
+        barrier.wait()
+        started = time.perf_counter()
+        texts = [f.result() for f in futures]
+    return time.perf_counter() - started, texts
 
 
 def percentile(values: list[float], pct: float) -> float:
