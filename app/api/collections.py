@@ -216,6 +216,5 @@ def search_collection(collection_id: str):
     """The ``top_k`` segments that best match ``query``, best first (``mode``: semantic,
     keyword or hybrid, the default)."""
     body = load_json(search_request)
-    with db.session() as session:
-        collection_pk = owned_collection(session, collection_id).id
-    return jsonify({"results": run_search([collection_pk], body)})
+    return jsonify({"results": run_search(
+        lambda session: [owned_collection(session, collection_id).id], body)})

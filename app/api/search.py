@@ -7,9 +7,12 @@ in time the answer is a 503 with ``Retry-After`` (keyword searches need no worke
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import search
 from app.auth import current_principal
@@ -35,11 +38,12 @@ def _configure(state: BlueprintSetupState) -> None:
         hark["celery"], hark["waiter"], state.app.config["SEARCH"])
 
 
-def run_search(collection_pks: list[int], body: dict) -> list[dict]:
-    """The hits of ``body`` (a loaded search request) over the collections, dumped."""
+def run_search(collections: Callable[[Session], list[int]], body: dict) -> list[dict]:
+    """The hits of ``body`` (a loaded search request) over the collections that
+    ``collections(session)`` finds (see :func:`app.search.search`), dumped."""
     settings: search.SearchSettings = current_app.config["SEARCH"]
     try:
-        hits = search.search(db, current_app.extensions["query_embedder"], collection_pks,
+        hits = search.search(db, current_app.extensions["query_embedder"], collections,
                              query=body["query"].strip(), mode=body["mode"], k=body["top_k"],
                              tuning=settings.tuning)
     except search.EmbeddingUnavailable as exc:
@@ -58,14 +62,18 @@ def search_all():
     best first; an id in ``collections`` that is not yours is a 404."""
     body = load_json(search_all_request)
     owner = current_principal().owner
-    with db.session() as session:
+
+    def owned(session: Session) -> list[int]:
         query = select(Collection.id, Collection.collection_id).where(Collection.owner == owner)
         if body["collections"] is not None:
             query = query.where(Collection.collection_id.in_(body["collections"]))
         found = dict(session.execute(query).all())
-    if body["collections"] is not None:
-        missing = sorted(set(body["collections"]) - set(found.values()))
-        if missing:
-            raise APIError(404, "not_found", f"collection not found: {', '.join(missing)}",
-                           {"collections": missing})
-    return jsonify({"results": run_search(list(found), body)})
+        if body["collections"] is not None:
+            missing = sorted(set(body["collections"]) - set(found.values()))
+            if missing:
+                raise APIError(404, "not_found",
+                               f"collection not found: {', '.join(missing)}",
+                               {"collections": missing})
+        return list(found)
+
+    return jsonify({"results": run_search(owned, body)})

@@ -1,0 +1,125 @@
+"""The embedding model on ONNX Runtime: the CPU path of :mod:`workers.embedding`.
+
+On one short query, ONNX Runtime runs MiniLM in about 8 ms on one core where torch's eager
+modules take about 16 (``bench/search_bench.py`` prints both), with the same vectors to
+1e-5 (tests/test_search.py). The graph is exported once from the torch model
+(transformer, mean pooling and normalization in one graph; eager attention, which exports
+as plain matmuls) into ``$MODELS_DIR/onnx/`` and reused until deleted; the export needs
+the ``onnx`` package, the run only ``onnxruntime`` (both in the ``models`` extra).
+``EMBED_ENGINE=torch`` keeps torch on the CPU too; a GPU always runs torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("onnx", "torch")
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def engine_for(device: str) -> str:
+    """``onnx`` for CPU embedders when onnxruntime is installed (``EMBED_ENGINE`` can say
+    ``torch``), else ``torch``."""
+    wanted = (os.environ.get("EMBED_ENGINE") or "onnx").strip().lower()
+    if wanted not in ENGINES:
+        raise ValueError(f"EMBED_ENGINE must be one of {', '.join(ENGINES)}, got {wanted!r}")
+    if wanted == "torch" or not device.startswith("cpu"):
+        return "torch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        log.warning("onnxruntime is not installed: embedding on torch (slower on CPU)")
+        return "torch"
+    return "onnx"
+
+
+def onnx_path(model_dir: Path) -> Path:
+    """Where the graph exported from ``model_dir`` is kept (named by the weights it holds)."""
+    from workers.asr.registry import resolve_models_dir
+
+    weights = sorted(p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin"))
+    digest = hashlib.sha256(str(model_dir.resolve()).encode())
+    for p in weights:
+        digest.update(f"{p.name}:{p.stat().st_size}".encode())
+    return resolve_models_dir() / "onnx" / f"embedding-{digest.hexdigest()[:12]}.onnx"
+
+
+def export(model_dir: Path, out: Path) -> None:
+    """Export the model at ``model_dir`` (mean-pooled, normalized) to ``out``, atomically,
+    under a lock so that concurrent workers export it once."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists():
+            return
+        started = time.perf_counter()
+        partial = out.with_suffix(f".{os.getpid()}.partial")
+        _export(model_dir, partial)
+        partial.replace(out)
+        log.info("embedding model exported to %s in %.1fs", out, time.perf_counter() - started)
+
+
+def _export(model_dir: Path, out: Path) -> None:
+    import warnings
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                      attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    sample = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on traced control flow
+        torch.onnx.export(Pooled().eval(), tuple(sample[name] for name in INPUTS), str(out),
+                          input_names=list(INPUTS), output_names=["embedding"],
+                          dynamic_axes={**axes, "embedding": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+
+
+class OnnxEncoder:
+    """An ONNX Runtime session of the exported graph: token arrays in, unit vectors out."""
+
+    def __init__(self, model_dir: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        path = onnx_path(model_dir)
+        if not path.exists():
+            export(model_dir, path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads sleep instead of spinning: they share the host with Whisper
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: dict[str, Any]) -> np.ndarray:
+        feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in INPUTS}
+        return self.session.run(None, feeds)[0].astype(np.float32, copy=False)
