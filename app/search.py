@@ -22,6 +22,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.orm import Session
 
 from core import search_sql
@@ -70,7 +71,8 @@ class QueryEmbedder:
     def requested(self, query: str) -> Iterator[Callable[[], str]]:
         """Ask for ``query``'s vector now; the block gets a function that waits for it
         (at most ``embed_timeout`` from the request), so the caller's database work
-        overlaps the embedding. A reply after the block is dropped."""
+        overlaps the embedding. A reply after the block is dropped; a broker that refused
+        the request is raised by that function, not here."""
         with self._lock:
             cached = self._cache.get(query)
             if cached is not None:
@@ -80,12 +82,20 @@ class QueryEmbedder:
             return
         timeout = self._settings.embed_timeout
         with self._waiter.expect() as reply:
+            refused: Exception | None = None
             if reply.channel is not None:
-                self._celery.send_task(EMBED_TASK, args=[query, reply.channel, reply.token],
-                                       queue=EMBED_QUEUE, expires=timeout, ignore_result=True)
+                try:
+                    self._celery.send_task(EMBED_TASK,
+                                           args=[query, reply.channel, reply.token],
+                                           queue=EMBED_QUEUE, expires=timeout,
+                                           ignore_result=True)
+                except BrokerOperationalError as exc:  # raised by vector(), if it is needed:
+                    refused = exc  # a 404 or an empty collection still answers as such
             deadline = time.monotonic() + timeout
 
             def vector() -> str:
+                if refused is not None:
+                    raise refused
                 if reply.channel is None:
                     raise EmbeddingUnavailable("the API's notification listener is not "
                                                "connected")

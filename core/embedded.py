@@ -70,17 +70,35 @@ def _system_user() -> pwd.struct_passwd | None:
 
 def shared_buffers(environ=os.environ) -> str:
     """The embedded server's ``shared_buffers``: ``EMBEDDED_PG_SHARED_BUFFERS`` if set, else
-    a quarter of this host's memory between 128 MB (PostgreSQL's default) and 4 GB, the
-    usual starting point. Searches read vectors and HNSW pages from it: at 1M segments
-    (4 GB of table and indexes) the default 128 MB left them in the OS cache, about 5 ms
-    more per search (README, Collections and search). A limit: pages are taken as used."""
+    a quarter of this host's memory (:func:`host_memory`) between 128 MB (PostgreSQL's
+    default) and 4 GB, the usual starting point. Searches read vectors and HNSW pages
+    from it: at 1M segments (4 GB of table and indexes) the default 128 MB left them in the
+    OS cache, about 5 ms more per search (README, Collections and search). A limit: pages
+    are taken as used."""
     if environ.get("EMBEDDED_PG_SHARED_BUFFERS"):
         return environ["EMBEDDED_PG_SHARED_BUFFERS"]
+    memory = host_memory()
+    if memory is None:
+        return "128MB"
+    return f"{max(128, min(4096, memory // 4 // 2**20))}MB"
+
+
+def host_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit if
+    lower (a container's); None if unknown."""
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
-        return "128MB"
-    return f"{max(128, min(4096, memory // 4 // 2**20))}MB"
+        return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            value = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            memory = min(memory, int(value))
+        break
+    return memory
 
 
 class EmbeddedPostgres:

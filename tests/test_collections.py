@@ -392,6 +392,31 @@ def test_the_query_is_sent_to_embed_before_the_search_reads_the_database(
     assert answers[0].status_code == 503  # nobody embedded it: the deadline still holds
 
 
+def test_a_broker_that_refuses_the_embed_request_fails_only_searches_that_need_it(
+        client, auth, talks, db, app, settings, monkeypatch):
+    """The query is sent first, but a refused send is raised only when the vector is
+    needed: an unknown collection is still a 404, an empty one still no hits."""
+    from dataclasses import replace
+
+    from core.celery_config import make_celery
+
+    down = make_celery(replace(settings, broker_url="redis://127.0.0.1:1/0"))
+    monkeypatch.setitem(app.extensions, "query_embedder", search.QueryEmbedder(
+        down, app.extensions["hark"]["waiter"], search.SearchSettings(embed_timeout=1)))
+    assert client.post("/collections", headers=auth,
+                       json={"collection_id": "empty"}).status_code == 201
+    unknown = client.post("/collections/nope/search", headers=auth, json={"query": "hi"})
+    assert unknown.status_code == 404, unknown.get_json()
+    missing = client.post("/search", headers=auth, json={"query": "hi", "collections": ["x"]})
+    assert missing.status_code == 404, missing.get_json()
+    empty = client.post("/collections/empty/search", headers=auth, json={"query": "hi"})
+    assert empty.status_code == 200 and empty.get_json()["results"] == []
+    add_media(db, "m", [unit(1)], texts=["hello there"])
+    refused = client.post("/collections/talks/search", headers=auth, json={"query": "hi"})
+    assert refused.status_code == 503, refused.get_json()
+    assert refused.get_json()["error"] == "broker_unavailable"
+
+
 def test_index_submission_is_checked_before_any_task(client, auth, talks, db):
     add_media(db, "taken", [unit(1)])
     cases = [

@@ -94,7 +94,8 @@ class Embedder:
                 log.warning("embedding on torch: the ONNX model is unavailable (%s)", exc)
                 self.engine = "torch"
         if self.engine == "onnx":
-            self.dimensions = int(self._onnx.session.get_outputs()[0].shape[-1] or DIMENSIONS)
+            width = self._onnx.session.get_outputs()[0].shape[-1]
+            self.dimensions = width if isinstance(width, int) else DIMENSIONS
         else:
             from transformers import AutoModel
 

@@ -15,6 +15,8 @@ import fcntl
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ENGINES = ("onnx", "torch")
+EXPORT_VERSION = 1  # part of the file's name: a change to _export makes a new file
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -44,19 +47,25 @@ def engine_for(device: str) -> str:
 
 
 def onnx_path(model_dir: Path) -> Path:
-    """Where the graph exported from ``model_dir`` is kept (named by the weights it holds)."""
+    """Where the graph exported from ``model_dir`` is kept, named by what made it (the
+    weights' names, sizes and times, this exporter's version, torch and transformers)."""
+    import torch
+    import transformers
+
     from workers.asr.registry import resolve_models_dir
 
     weights = sorted(p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin"))
-    digest = hashlib.sha256(str(model_dir.resolve()).encode())
+    digest = hashlib.sha256(f"{model_dir.resolve()}:{EXPORT_VERSION}:{torch.__version__}:"
+                            f"{transformers.__version__}".encode())
     for p in weights:
-        digest.update(f"{p.name}:{p.stat().st_size}".encode())
+        stat = p.stat()
+        digest.update(f"{p.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return resolve_models_dir() / "onnx" / f"embedding-{digest.hexdigest()[:12]}.onnx"
 
 
 def export(model_dir: Path, out: Path) -> None:
     """Export the model at ``model_dir`` (mean-pooled, normalized) to ``out``, atomically,
-    under a lock so that concurrent workers export it once."""
+    under a lock so that concurrent workers export it once, in a child process."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -64,8 +73,14 @@ def export(model_dir: Path, out: Path) -> None:
             return
         started = time.perf_counter()
         partial = out.with_suffix(f".{os.getpid()}.partial")
-        _export(model_dir, partial)
-        partial.replace(out)
+        try:  # in a child process: the export's torch model and tracing leave this one lean
+            subprocess.run([sys.executable, "-m", __name__, str(model_dir), str(partial)],
+                           check=True, capture_output=True, text=True, timeout=600)
+            partial.replace(out)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"ONNX export failed: {exc.stderr.strip()[-2000:]}") from None
+        finally:
+            partial.unlink(missing_ok=True)
         log.info("embedding model exported to %s in %.1fs", out, time.perf_counter() - started)
 
 
@@ -123,3 +138,7 @@ class OnnxEncoder:
     def __call__(self, batch: dict[str, Any]) -> np.ndarray:
         feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in INPUTS}
         return self.session.run(None, feeds)[0].astype(np.float32, copy=False)
+
+
+if __name__ == "__main__":  # the child of export(): python -m workers.embedding_onnx DIR OUT
+    _export(Path(sys.argv[1]), Path(sys.argv[2]))
