@@ -127,15 +127,14 @@ class Embedder:
         return out
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="np" if self._onnx is not None else "pt")
         if self._onnx is not None:
-            return self._onnx(self.tokenizer(texts, padding=True, truncation=True,
-                                             max_length=self.max_length, return_tensors="np"))
+            return self._onnx(batch)
         import torch
 
         with torch.inference_mode():
-            batch = self.tokenizer(texts, padding=True, truncation=True,
-                                   max_length=self.max_length,
-                                   return_tensors="pt").to(self.device)
+            batch = batch.to(self.device)
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

@@ -11,7 +11,6 @@ the ``onnx`` package, the run only ``onnxruntime`` (both in the ``models`` extra
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -66,9 +65,10 @@ def onnx_path(model_dir: Path) -> Path:
 def export(model_dir: Path, out: Path) -> None:
     """Export the model at ``model_dir`` (mean-pooled, normalized) to ``out``, atomically,
     under a lock so that concurrent workers export it once, in a child process."""
+    from workers.asr.registry import exclusive
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(out.with_suffix(".lock")):
         if out.exists():
             return
         started = time.perf_counter()

