@@ -1,7 +1,7 @@
 """The embedding model on ONNX Runtime: the CPU path of :mod:`workers.embedding`.
 
-On one short query, ONNX Runtime runs MiniLM in about 8 ms on one core where torch's eager
-modules take about 16 (``bench/search_bench.py`` prints both), with the same vectors to
+On one short query, ONNX Runtime runs MiniLM in about 9 ms on one core where torch's eager
+modules take about 17 (``bench/search_bench.py`` prints both), with the same vectors to
 1e-5 (tests/test_search.py). The graph is exported once from the torch model
 (transformer, mean pooling and normalization in one graph; eager attention, which exports
 as plain matmuls) into ``$MODELS_DIR/onnx/`` and reused until deleted; the export needs
